@@ -1,0 +1,22 @@
+"""lazystream: every part of an LLM application streams.
+
+The public API, in one place. LazyLLM's model: ``ThreadPoolExecutor``,
+``FileSystemQueue``, ``ModuleBase``, ``pipeline``/``parallel``. DSPy's model:
+``streamify`` and ``lazystream.streaming``.
+"""
+from . import session as _session_mod
+from .events import Event
+from .executor import Thread, ThreadPoolExecutor
+from .flow import BranchError, parallel, pipeline
+from .follow import follow
+from .module import ModuleBase
+from .queue import FileSystemQueue, ProducerGone, StorageError, read_session, tail
+from .session import current_sid, session
+
+globals = _session_mod.globals  # noqa: A001 - the seed's name
+
+__all__ = [
+    "session", "current_sid", "globals", "Event",
+    "FileSystemQueue", "read_session", "tail", "StorageError", "ProducerGone",
+    "ThreadPoolExecutor", "Thread", "ModuleBase", "pipeline", "parallel", "BranchError", "follow",
+]

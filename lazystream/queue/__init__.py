@@ -1,0 +1,10 @@
+"""Named, per-session queues of events: ``FileSystemQueue`` and its backends.
+
+``emit`` writes one event; ``FileSystemQueue`` gives the seed's queue methods;
+``read_session`` and ``tail`` read a whole session for the richer readers.
+"""
+from ._backend import Backend, StorageError
+from ._front import FileSystemQueue, ProducerGone, backend, emit, prune, read_session, reset, tail
+
+__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "prune", "backend", "reset",
+           "Backend", "StorageError", "ProducerGone"]

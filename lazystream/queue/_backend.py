@@ -1,0 +1,181 @@
+"""The interface every queue backend provides, and the pieces backends share.
+
+A backend stores the append-only event log of every session, addressed by
+``(sid, queue)``, plus one dequeue cursor per ``(sid, queue)``. ``FileSystemQueue`` (the
+front) never knows which backend it talks to; adding one (Redis, say) is a new file that
+subclasses ``Backend``.
+
+Writes are asynchronous in-process: ``append`` is cheap and returns at once, a writer
+stores appended events in order (group commit), and every read first waits for what this
+process appended before it (``sync``), so a thread always reads its own writes.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from ..events import Event
+
+__all__ = ["Backend", "StorageError", "Row", "encode", "encode_ns", "project", "make_event"]
+
+# (sid, queue, kind, ns_json, data_json, ts): one appended, not yet stored event.
+Row = tuple[str, str, str, str, str, float]
+
+
+class StorageError(RuntimeError):
+    """The queue store cannot be used (unwritable home, corrupted file, full disk…)."""
+
+
+def encode(data: Any, *, lenient: bool = False) -> str:
+    """Return ``data`` as JSON text, keeping non-ASCII readable.
+
+    Raises ``TypeError`` naming the type when ``data`` is not JSON-serialisable, unless
+    ``lenient``, in which case such values become their ``repr``.
+    """
+    if type(data) is str:
+        return json.dumps(data, ensure_ascii=False)
+    try:
+        return json.dumps(data, ensure_ascii=False, default=repr if lenient else None)
+    except TypeError as e:
+        raise TypeError(
+            f"queue item of type {type(data).__name__} is not JSON-serialisable ({e}); "
+            "enqueue a str or a JSON value (dict, list, str, int, float, bool, None)") from None
+    except ValueError as e:  # circular reference
+        raise TypeError(f"queue item of type {type(data).__name__} cannot be stored as JSON: {e}") from None
+
+
+_ns_cache: dict[tuple[str, ...], str] = {}
+
+
+def encode_ns(ns: tuple[str, ...]) -> str:
+    """Return the stored form of a lineage; cached because the same few recur per token."""
+    text = _ns_cache.get(ns)
+    if text is None:
+        text = json.dumps(list(ns), ensure_ascii=False)
+        if len(_ns_cache) < 4096:
+            _ns_cache[ns] = text
+    return text
+
+
+_ns_decode_cache: dict[str, tuple[str, ...]] = {}
+
+
+def decode_ns(text: str) -> tuple[str, ...]:
+    ns = _ns_decode_cache.get(text)
+    if ns is None:
+        ns = tuple(json.loads(text))
+        if len(_ns_decode_cache) < 4096:
+            _ns_decode_cache[text] = ns
+    return ns
+
+
+def project(kind: str, data_json: str) -> Any:
+    """Return the seed projection (``Event.value``) of a stored row without building an Event."""
+    data = json.loads(data_json)
+    if kind == "trace" and isinstance(data, dict) and "text" in data:
+        return data["text"]
+    return data
+
+
+def make_event(seq: int, sid: str, queue: str, kind: str, ns: str, data: str, ts: float) -> Event:
+    return Event(seq, sid, queue, kind, decode_ns(ns), json.loads(data), ts)
+
+
+class Backend:
+    """Operations a queue backend must provide. All are thread-safe."""
+
+    def __init__(self) -> None:
+        # Readers wait on this; it is notified after every store and by ``notify``.
+        self._changed = threading.Condition(threading.Lock())
+        self._generation = 0
+
+    # --- writing ----------------------------------------------------------------------
+    def append(self, row: Row) -> None:
+        """Queue one encoded event for storing, in order; returns at once."""
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        """Block until every event this process appended before the call is stored.
+
+        Raises ``StorageError`` if storing failed.
+        """
+        raise NotImplementedError
+
+    # --- reading ----------------------------------------------------------------------
+    def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
+        """Non-destructively read events of ``sid`` (in ``queues``, or all) with ``seq > after``."""
+        raise NotImplementedError
+
+    def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
+        """Atomically return the projected values after the queue's cursor and advance it.
+
+        Two readers (threads or processes) never receive the same item.
+        """
+        raise NotImplementedError
+
+    def peek(self, sid: str, queue: str) -> Event | None:
+        """Non-destructively return the next event after the cursor, or ``None``."""
+        raise NotImplementedError
+
+    def size(self, sid: str, queue: str) -> int:
+        """Return how many events are after the cursor."""
+        raise NotImplementedError
+
+    def clear(self, sid: str, queue: str) -> None:
+        """Destructively move the cursor past every stored event of the queue."""
+        raise NotImplementedError
+
+    def session_info(self, sid: str) -> dict[str, Any] | None:
+        """Return ``{"pid", "started", "ended", "status"}`` for a session, or ``None``."""
+        raise NotImplementedError
+
+    def prune(self, retention: float, now: float) -> int:
+        """Delete sessions ended more than ``retention`` s ago, and consumed events older
+        than that of sessions still open. Returns the number of events deleted."""
+        raise NotImplementedError
+
+    # --- waiting ----------------------------------------------------------------------
+    def generation(self) -> int:
+        """Return a token that changes whenever something may have been stored."""
+        return self._generation
+
+    def notify(self) -> None:
+        """Wake every waiting reader (used after stores and by future callbacks)."""
+        with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    def wait(self, generation: int, timeout: float | None) -> int:
+        """Block until the generation moves past ``generation`` or ``timeout`` passes.
+
+        Returns the current generation. Never spins: in-process readers are notified;
+        backends shared across processes override ``_poll_external`` to notice foreign
+        writes within a few milliseconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        slice_ = self._external_poll_interval()
+        with self._changed:
+            while self._generation == generation:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                step = remaining if slice_ is None else (slice_ if remaining is None else min(slice_, remaining))
+                if self._changed.wait(step):
+                    continue
+                if slice_ is not None and self._poll_external():
+                    self._generation += 1
+            return self._generation
+
+    def _external_poll_interval(self) -> float | None:
+        """Seconds between checks for writes by other processes; ``None``: never."""
+        return None
+
+    def _poll_external(self) -> bool:
+        """Return True if another process may have stored something since the last call."""
+        return False
+
+    def close(self) -> None:
+        """Store what is pending and release resources."""
+

@@ -1,0 +1,290 @@
+"""``FileSystemQueue`` and ``emit``: the front every writer and reader uses.
+
+The front validates, encodes and routes; the backend (chosen once per process by
+``LAZYSTREAM_QUEUE``) stores. Configuration, read when the backend is first needed:
+
+* ``LAZYSTREAM_QUEUE`` — ``sqlite`` (default) or ``memory``;
+* ``LAZYSTREAM_HOME`` — the directory of the SQLite file (default ``~/.lazystream``,
+  created ``0700``; the file ``queue.db`` is ``0600``);
+* ``LAZYSTREAM_RETENTION`` — seconds a finished session's events are kept (default 3600).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from ..events import DEFAULT_QUEUE, EVENTS_QUEUE, TERMINAL, TRACE_QUEUE, Event, queue_for
+from ..session import current_ns, current_sid, on_close
+from ._backend import Backend, StorageError, encode, encode_ns
+
+__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "prune", "backend", "ProducerGone"]
+
+
+class ProducerGone(RuntimeError):
+    """The process writing a session died before the session's terminal event."""
+
+
+_lock = threading.Lock()
+_backend: Backend | None = None   # the process's backend: a documented cache, see reset()
+
+
+def backend() -> Backend:
+    """Return the process's backend, creating it from the environment on first use.
+
+    Raises ``ValueError`` for a bad ``LAZYSTREAM_QUEUE``/``LAZYSTREAM_RETENTION`` and
+    ``StorageError`` for an unusable ``LAZYSTREAM_HOME`` or database file.
+    """
+    global _backend
+    b = _backend
+    if b is not None:
+        return b
+    with _lock:
+        if _backend is None:
+            _backend = _make_backend()
+        return _backend
+
+
+def _retention() -> float:
+    raw = os.environ.get("LAZYSTREAM_RETENTION", "3600")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ValueError(f"LAZYSTREAM_RETENTION={raw!r} is not a number of seconds >= 0; e.g. 3600")
+    return value
+
+
+def _make_backend() -> Backend:
+    kind = os.environ.get("LAZYSTREAM_QUEUE", "sqlite").strip().lower() or "sqlite"
+    retention = _retention()
+    if kind == "memory":
+        from ._memory import MemoryBackend
+        return MemoryBackend(retention=retention)
+    if kind != "sqlite":
+        raise ValueError(f"LAZYSTREAM_QUEUE={kind!r} is not a queue backend; use 'sqlite' or 'memory'")
+    from ._sqlite import SqliteBackend
+    home = os.path.expanduser(os.environ.get("LAZYSTREAM_HOME") or "~/.lazystream")
+    try:
+        os.makedirs(home, mode=0o700, exist_ok=True)
+        probe = os.path.join(home, ".write-probe")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise StorageError(f"LAZYSTREAM_HOME={home!r} is not a writable directory ({e.strerror or e}); "
+                           "set LAZYSTREAM_HOME to a directory you can write") from e
+    return SqliteBackend(os.path.join(home, "queue.db"), retention=retention)
+
+
+def reset() -> None:
+    """Close the process's backend so the next use re-reads the environment (for tests)."""
+    global _backend
+    with _lock:
+        if _backend is not None:
+            _backend.close()
+        _backend = None
+
+
+def emit(kind: str, data: Any, *, ns: tuple[str, ...] | None = None, queue: str | None = None,
+         sid: str | None = None, lenient: bool = False) -> None:
+    """Write one event to the current session (or ``sid``).
+
+    ``ns`` defaults to the running module's lineage, ``queue`` to the kind's queue (see
+    ``lazystream.events``). With ``lenient``, values that are not JSON become their repr;
+    otherwise they raise ``TypeError`` and nothing is written.
+    """
+    if not kind or not isinstance(kind, str):
+        raise ValueError(f"emit: kind must be a non-empty string, got {kind!r}")
+    row = (sid or current_sid(), queue or queue_for(kind), kind,
+           encode_ns(current_ns() if ns is None else tuple(ns)), encode(data, lenient=lenient), time.time())
+    (_backend or backend()).append(row)
+
+
+def _check_limit(limit: int | None) -> int | None:
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    return limit
+
+
+def _deadline(timeout: float | None) -> float | None:
+    if timeout is None:
+        return None
+    if not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
+    return time.monotonic() + timeout
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+class FileSystemQueue:
+    """A named queue of items per session; ``FileSystemQueue()`` is the default one.
+
+    Every method takes ``sid=`` and defaults to the caller's session tag, so a worker of
+    ``lazystream.ThreadPoolExecutor`` and its submitter share a queue.
+    """
+
+    _instances: dict[str, FileSystemQueue] = {}
+
+    def __new__(cls, name: str = DEFAULT_QUEUE) -> FileSystemQueue:
+        inst = cls._instances.get(name) if isinstance(name, str) else None
+        if inst is not None:
+            return inst
+        if not isinstance(name, str):
+            raise TypeError(f"FileSystemQueue: name must be a str, got {type(name).__name__} {name!r}")
+        if not name:
+            raise ValueError("FileSystemQueue: name must be a non-empty string; "
+                             f"FileSystemQueue() is the default queue {DEFAULT_QUEUE!r}")
+        with _lock:
+            inst = cls._instances.get(name)
+            if inst is None:
+                inst = object.__new__(cls)
+                inst._name = name
+                inst._kind = "text" if name == DEFAULT_QUEUE else "trace" if name == TRACE_QUEUE else "item"
+                cls._instances[name] = inst
+        return inst
+
+    @classmethod
+    def get_instance(cls, name: str) -> FileSystemQueue:
+        """Return the one queue object named ``name`` (callable on an instance too)."""
+        return cls(name)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"FileSystemQueue({self._name!r})"
+
+    def enqueue(self, item: Any, *, sid: str | None = None) -> None:
+        """Append ``item`` (a str or JSON value). Raises ``TypeError`` for other values."""
+        kind = self._kind if type(item) is str else "item"
+        emit(kind, item, queue=self._name, sid=sid)
+
+    def dequeue(self, limit: int | None = None, *, sid: str | None = None) -> list[Any]:
+        """Remove and return up to ``limit`` items (all by default); ``[]`` when empty."""
+        return (_backend or backend()).take(sid or current_sid(), self._name, _check_limit(limit))
+
+    def get(self, timeout: float | None = None, *, limit: int | None = None, sid: str | None = None) -> list[Any]:
+        """Block until at least one item arrives, then remove and return the items.
+
+        Returns ``[]`` when ``timeout`` seconds pass first (``None``: wait for ever).
+        """
+        b, sid, deadline = (_backend or backend()), sid or current_sid(), _deadline(timeout)
+        _check_limit(limit)
+        while True:
+            generation = b.generation()
+            items = b.take(sid, self._name, limit)
+            if items:
+                return items
+            remaining = _remaining(deadline)
+            if remaining == 0:
+                return []
+            b.wait(generation, remaining)
+
+    def peek(self, *, sid: str | None = None) -> Any:
+        """Return the next item without removing it, or ``None`` when empty."""
+        event = (_backend or backend()).peek(sid or current_sid(), self._name)
+        return None if event is None else event.value
+
+    def size(self, *, sid: str | None = None) -> int:
+        """Return how many items a ``dequeue()`` would return now."""
+        return (_backend or backend()).size(sid or current_sid(), self._name)
+
+    def clear(self, *, sid: str | None = None) -> None:
+        """Remove every item now in the queue (they stay readable by ``read``)."""
+        (_backend or backend()).clear(sid or current_sid(), self._name)
+
+    def read(self, after: int = 0, *, limit: int | None = None, sid: str | None = None) -> list[Event]:
+        """Return the queue's events with ``seq > after``, without removing anything.
+
+        Use the last event's ``seq`` as the next ``after`` to resume.
+        """
+        return (_backend or backend()).read(sid or current_sid(), (self._name,), after, _check_limit(limit))
+
+
+def read_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = None,
+                 timeout: float | None = None, limit: int | None = None) -> list[Event]:
+    """Return the session's events (of ``queues``, or all) with ``seq > after``, in order.
+
+    With ``timeout``, block until at least one arrives or the timeout passes (then ``[]``).
+    """
+    b, deadline = (_backend or backend()), _deadline(timeout)
+    queues = None if queues is None else tuple(queues)
+    _check_limit(limit)
+    while True:
+        generation = b.generation()
+        events = b.read(sid, queues, after, limit)
+        remaining = _remaining(deadline)
+        if events or deadline is None or remaining == 0:
+            return events
+        b.wait(generation, remaining)
+
+
+_LIVENESS_EVERY = 0.5
+
+
+def tail(sid: str | None = None, after: int = 0, *, timeout: float | None = None,
+         queues: tuple[str, ...] | None = None) -> Iterator[Event]:
+    """Yield the session's events from ``after`` on, as they arrive, through its ``end`` event.
+
+    Raises ``TimeoutError`` if ``timeout`` seconds pass with no new event, and
+    ``ProducerGone`` if the process that writes the session died without ending it.
+    """
+    sid = sid or current_sid()
+    b = _backend or backend()
+    watched = None if queues is None else tuple(set(queues) | {EVENTS_QUEUE})
+    last_event = time.monotonic()
+    while True:
+        events = read_session(sid, after, queues=watched, timeout=_LIVENESS_EVERY)
+        for event in events:
+            after = event.seq
+            if queues is None or event.queue in queues or event.kind == TERMINAL:
+                yield event
+            if event.kind == TERMINAL:
+                return
+        now = time.monotonic()
+        if events:
+            last_event = now
+            continue
+        if timeout is not None and now - last_event >= timeout:
+            raise TimeoutError(f"tail: no event in session {sid!r} for {timeout} s")
+        info = b.session_info(sid)
+        if info is not None and info["ended"] is None and not _alive(info["pid"]):
+            raise ProducerGone(f"tail: the process (pid {info['pid']}) writing session {sid!r} "
+                               "exited without ending it")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune(retention: float | None = None) -> int:
+    """Delete events of sessions ended more than ``retention`` s ago (default: the
+    configured retention) and consumed events that old; return how many were deleted."""
+    b = backend()
+    b.sync()
+    return b.prune(_retention() if retention is None else retention, time.time())
+
+
+def _write_terminal(sid: str, status: str, exc: BaseException | None) -> None:
+    data: dict[str, Any] = {"status": status}
+    if exc is not None and status == "error":
+        data["error"] = {"type": type(exc).__name__, "message": str(exc)}
+    emit(TERMINAL, data, sid=sid, ns=())
+
+
+on_close(_write_terminal)

@@ -1,0 +1,323 @@
+"""The SQLite backend: one WAL file shared by every process with the same home.
+
+One writer thread per process stores appended events in batches (group commit), so a
+producer pays a JSON encode and a list append per token, not a transaction. Readers use a
+connection of their own thread; a destructive read advances a cursor row instead of
+deleting events, which keeps the log replayable (``read(after=seq)``) until retention
+prunes it. Readers in this process are notified after each commit; readers in other
+processes notice new commits through ``PRAGMA data_version`` every few milliseconds.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from typing import Any
+
+import filelock
+
+from ..events import TERMINAL, Event
+from ._backend import Backend, Row, StorageError, make_event, project
+
+__all__ = ["SqliteBackend"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+    sid   TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    kind  TEXT NOT NULL,
+    ns    TEXT NOT NULL,
+    data  TEXT NOT NULL,
+    ts    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_queue ON events (sid, queue, seq);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (sid, seq);
+CREATE TABLE IF NOT EXISTS cursors (
+    sid   TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    PRIMARY KEY (sid, queue)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions (
+    sid     TEXT PRIMARY KEY,
+    pid     INTEGER NOT NULL,
+    started REAL NOT NULL,
+    ended   REAL,
+    status  TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (ended);
+"""
+
+_AFTER_CURSOR = "IFNULL((SELECT c.seq FROM cursors c WHERE c.sid = ?1 AND c.queue = ?2), 0)"
+_MAX_PENDING = 200_000          # producers wait above this many unstored events
+_POLL = 0.005                   # seconds between checks for other processes' commits
+
+
+class SqliteBackend(Backend):
+    """Event log in one SQLite file (WAL, ``synchronous=NORMAL``)."""
+
+    def __init__(self, path: str, *, retention: float = 3600.0) -> None:
+        super().__init__()
+        self.path = path
+        self.retention = retention
+        self._local = threading.local()
+        self._write_lock = threading.Lock()     # one write transaction at a time in-process
+        self._io = threading.Lock()
+        self._work = threading.Condition(self._io)   # writer waits for appends
+        self._done = threading.Condition(self._io)   # sync() waits for stores
+        self._pending: list[Row] = []
+        self._appended = 0
+        self._stored = 0
+        self._error: BaseException | None = None
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        self._known_sids: set[str] = set()
+        self._last_prune = 0.0
+        self._init_file()
+        self._wconn = self._connect()
+        ref = weakref.ref(self)
+        atexit.register(lambda: (b := ref()) is not None and b.close())
+
+    # --- setup ------------------------------------------------------------------------
+    def _init_file(self) -> None:
+        if not os.path.exists(self.path):
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        try:
+            # Two processes may create the schema at once; the file lock orders them.
+            with filelock.FileLock(self.path + ".lock", timeout=30):
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript(_SCHEMA)
+                finally:
+                    conn.close()
+        except sqlite3.DatabaseError as e:
+            raise StorageError(
+                f"queue database {self.path} is corrupted or not a SQLite file ({e}); "
+                "move it away or delete it, or point LAZYSTREAM_HOME elsewhere") from e
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            self._local.version = conn.execute("PRAGMA data_version").fetchone()[0]
+        return conn
+
+    # --- writing ----------------------------------------------------------------------
+    def append(self, row: Row) -> None:
+        with self._io:
+            if self._error is not None:
+                raise StorageError(f"queue database {self.path}: storing failed: {self._error}") from self._error
+            if self._closed:
+                self._store([row])
+                return
+            self._pending.append(row)
+            self._appended += 1
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="lazystream-writer", daemon=True)
+                self._writer.start()
+            elif len(self._pending) == 1:
+                self._work.notify()
+            while len(self._pending) > _MAX_PENDING and self._error is None:
+                self._done.wait(0.1)
+
+    def sync(self) -> None:
+        if self._stored == self._appended:   # the common, lock-free case
+            if self._error is not None:
+                raise StorageError(f"queue database {self.path}: storing failed: {self._error}") from self._error
+            return
+        with self._io:
+            target = self._appended
+            while self._stored < target and self._error is None:
+                self._done.wait(1.0)
+            if self._error is not None:
+                raise StorageError(f"queue database {self.path}: storing failed: {self._error}") from self._error
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._io:
+                while not self._pending and not self._closed:
+                    self._work.wait(self._prune_interval())
+                    if not self._pending:
+                        break
+                batch, self._pending = self._pending, []
+                stop = self._closed and not batch
+            if stop:
+                return
+            try:
+                if batch:
+                    self._store(batch)
+                self._maybe_prune()
+            except BaseException as e:  # noqa: BLE001 - surfaced to every producer and reader
+                with self._io:
+                    self._error = e
+                    self._done.notify_all()
+                self.notify()
+                return
+            with self._io:
+                self._stored += len(batch)
+                self._done.notify_all()
+            if batch:
+                self.notify()
+
+    def _store(self, batch: list[Row]) -> None:
+        conn = self._wconn
+        new_sids = [(r[0], os.getpid(), r[5]) for r in batch if r[0] not in self._known_sids]
+        ends = [(r[5], _status_of(r[4]), r[0]) for r in batch if r[2] == TERMINAL]
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if new_sids:
+                    conn.executemany("INSERT OR IGNORE INTO sessions (sid, pid, started) VALUES (?, ?, ?)", new_sids)
+                conn.executemany("INSERT INTO events (sid, queue, kind, ns, data, ts) VALUES (?, ?, ?, ?, ?, ?)", batch)
+                if ends:
+                    conn.executemany("UPDATE sessions SET ended = ?, status = ? WHERE sid = ?", ends)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if len(self._known_sids) > 100_000:
+            self._known_sids.clear()
+        self._known_sids.update(s for s, _, _ in new_sids)
+
+    def _prune_interval(self) -> float:
+        return max(0.05, min(60.0, self.retention / 4))
+
+    def _maybe_prune(self) -> None:
+        now = time.time()
+        if now - self._last_prune >= self._prune_interval():
+            self._last_prune = now
+            self.prune(self.retention, now)
+
+    # --- reading ----------------------------------------------------------------------
+    def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
+        self.sync()
+        lim = -1 if limit is None else limit
+        if queues is None:
+            rows = self._conn().execute(
+                "SELECT seq, sid, queue, kind, ns, data, ts FROM events WHERE sid = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?", (sid, after, lim)).fetchall()
+        else:
+            marks = ",".join("?" * len(queues))
+            rows = self._conn().execute(
+                f"SELECT seq, sid, queue, kind, ns, data, ts FROM events WHERE sid = ? AND queue IN ({marks}) "
+                "AND seq > ? ORDER BY seq LIMIT ?", (sid, *queues, after, lim)).fetchall()
+        return [make_event(*r) for r in rows]
+
+    def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
+        self.sync()
+        sql = (f"SELECT seq, kind, data FROM events WHERE sid = ?1 AND queue = ?2 AND seq > {_AFTER_CURSOR} "
+               "ORDER BY seq LIMIT ?3")
+        args = (sid, queue, -1 if limit is None else limit)
+        conn = self._conn()
+        # Look without the write lock first: an empty queue costs one indexed read.
+        if not conn.execute(sql, args).fetchone():
+            return []
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(sql, args).fetchall()
+                if rows:
+                    conn.execute("INSERT OR REPLACE INTO cursors (sid, queue, seq) VALUES (?, ?, ?)",
+                                 (sid, queue, rows[-1][0]))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return [project(kind, data) for _, kind, data in rows]
+
+    def peek(self, sid: str, queue: str) -> Event | None:
+        self.sync()
+        row = self._conn().execute(
+            f"SELECT seq, sid, queue, kind, ns, data, ts FROM events WHERE sid = ?1 AND queue = ?2 "
+            f"AND seq > {_AFTER_CURSOR} ORDER BY seq LIMIT 1", (sid, queue)).fetchone()
+        return None if row is None else make_event(*row)
+
+    def size(self, sid: str, queue: str) -> int:
+        self.sync()
+        return self._conn().execute(
+            f"SELECT COUNT(*) FROM events WHERE sid = ?1 AND queue = ?2 AND seq > {_AFTER_CURSOR}",
+            (sid, queue)).fetchone()[0]
+
+    def clear(self, sid: str, queue: str) -> None:
+        self.sync()
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                last = conn.execute("SELECT MAX(seq) FROM events WHERE sid = ? AND queue = ?",
+                                    (sid, queue)).fetchone()[0]
+                if last is not None:
+                    conn.execute("INSERT OR REPLACE INTO cursors (sid, queue, seq) VALUES (?, ?, ?)",
+                                 (sid, queue, last))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def session_info(self, sid: str) -> dict[str, Any] | None:
+        self.sync()
+        row = self._conn().execute("SELECT pid, started, ended, status FROM sessions WHERE sid = ?",
+                                   (sid,)).fetchone()
+        return None if row is None else dict(zip(("pid", "started", "ended", "status"), row))
+
+    def prune(self, retention: float, now: float) -> int:
+        cutoff = now - retention
+        conn = self._conn() if threading.current_thread() is not self._writer else self._wconn
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                gone = "SELECT sid FROM sessions WHERE ended IS NOT NULL AND ended < ?"
+                deleted = conn.execute(f"DELETE FROM events WHERE sid IN ({gone})", (cutoff,)).rowcount
+                conn.execute(f"DELETE FROM cursors WHERE sid IN ({gone})", (cutoff,))
+                conn.execute("DELETE FROM sessions WHERE ended IS NOT NULL AND ended < ?", (cutoff,))
+                # Sessions that never end (a service thread's implicit tag) still shed what
+                # their readers consumed long ago, so the file does not grow without bound.
+                deleted += conn.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT e.seq FROM cursors c JOIN events e "
+                    "ON e.sid = c.sid AND e.queue = c.queue AND e.seq <= c.seq WHERE e.ts < ?)",
+                    (cutoff,)).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        self._known_sids.clear()
+        return deleted
+
+    # --- waiting ----------------------------------------------------------------------
+    def _external_poll_interval(self) -> float | None:
+        return _POLL
+
+    def _poll_external(self) -> bool:
+        conn = self._conn()
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._local.version:
+            self._local.version = version
+            return True
+        return False
+
+    def close(self) -> None:
+        with self._io:
+            if self._closed:
+                return
+            self._closed = True
+            self._work.notify()
+        if self._writer is not None and self._writer is not threading.current_thread():
+            self._writer.join(timeout=30)
+
+
+def _status_of(data_json: str) -> str:
+    data = json.loads(data_json)
+    return data.get("status", "ok") if isinstance(data, dict) else "ok"

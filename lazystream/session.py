@@ -1,0 +1,152 @@
+"""Session tags: which request a piece of work belongs to.
+
+A ContextVar holds the tag. ``lazystream.ThreadPoolExecutor`` copies the submitter's
+context into its workers, so everything a worker writes lands in the submitter's session.
+A thread that never set a tag gets a fresh one, unique for the life of the process (never
+the OS thread ident, which the OS reuses).
+
+This layer knows nothing of queues: the queue layer registers a close listener to write
+the session's terminal event.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Iterator, MutableMapping
+from contextvars import ContextVar
+from typing import Any
+
+__all__ = ["current_sid", "session", "globals", "current_ns", "ns_scope", "on_close"]
+
+_sid: ContextVar[str] = ContextVar("lazystream_sid")
+_ns: ContextVar[tuple[str, ...]] = ContextVar("lazystream_ns", default=())
+_counter = itertools.count(1)
+_prefix = f"{os.getpid():x}-{uuid.uuid4().hex[:8]}"
+_globals: dict[str, dict[str, Any]] = {}
+_globals_lock = threading.Lock()
+_close_listeners: list[Callable[[str, str, BaseException | None], None]] = []
+_thread_owner = threading.local()
+
+
+def _new_sid() -> str:
+    return f"{_prefix}-{next(_counter)}"
+
+
+def current_sid() -> str:
+    """Return the current session tag, creating a fresh one for this context if unset."""
+    try:
+        return _sid.get()
+    except LookupError:
+        pass
+    sid = _new_sid()
+    _sid.set(sid)
+    # An implicit session lives as long as the thread that made it: free its globals then.
+    holder = getattr(_thread_owner, "holder", None)
+    if holder is None:
+        holder = _thread_owner.holder = _SessionHolder()
+    holder.sids.append(sid)
+    return sid
+
+
+class _SessionHolder:
+    """Thread-local object whose finalisation frees the implicit sessions' globals."""
+
+    def __init__(self) -> None:
+        self.sids: list[str] = []
+        weakref.finalize(self, _drop_globals, self.sids)
+
+
+def _drop_globals(sids: list[str]) -> None:
+    with _globals_lock:
+        for sid in sids:
+            _globals.pop(sid, None)
+
+
+def on_close(listener: Callable[[str, str, BaseException | None], None]) -> None:
+    """Register ``listener(sid, status, exc)``, called when a ``session()`` block ends.
+
+    ``status`` is ``"ok"``, ``"error"`` or ``"cancelled"``.
+    """
+    _close_listeners.append(listener)
+
+
+@contextlib.contextmanager
+def session(sid: str | None = None) -> Iterator[str]:
+    """Open a new, isolated session for the block and yield its tag.
+
+    On exit the session's globals are freed and its terminal ``end`` event is written
+    (status ``ok``, ``error`` or ``cancelled``). Raises ``ValueError`` for an empty tag.
+    """
+    if sid is not None and (not isinstance(sid, str) or not sid):
+        raise ValueError(f"session: sid must be a non-empty string, got {sid!r}")
+    sid = sid or _new_sid()
+    token = _sid.set(sid)
+    ns_token = _ns.set(())
+    status, exc = "ok", None
+    try:
+        yield sid
+    except GeneratorExit as e:
+        status, exc = "cancelled", e
+        raise
+    except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
+        status, exc = ("cancelled" if isinstance(e, KeyboardInterrupt) else "error"), e
+        raise
+    finally:
+        _ns.reset(ns_token)
+        _sid.reset(token)
+        with _globals_lock:
+            _globals.pop(sid, None)
+        for listener in _close_listeners:
+            listener(sid, status, exc)
+
+
+def current_ns() -> tuple[str, ...]:
+    """Return the lineage of the running module: e.g. ``("agent", "llm")``."""
+    return _ns.get()
+
+
+@contextlib.contextmanager
+def ns_scope(name: str) -> Iterator[tuple[str, ...]]:
+    """Append ``name`` to the current lineage for the block."""
+    token = _ns.set(_ns.get() + (name,))
+    try:
+        yield _ns.get()
+    finally:
+        _ns.reset(token)
+
+
+class _Globals(MutableMapping):
+    """A dict-like store private to the current session, freed when the session ends."""
+
+    def _data(self) -> dict[str, Any]:
+        sid = current_sid()
+        data = _globals.get(sid)
+        if data is None:
+            with _globals_lock:
+                data = _globals.setdefault(sid, {})
+        return data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._data()[key]
+
+    def __iter__(self):
+        return iter(list(self._data()))
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def __repr__(self) -> str:
+        return f"globals({self._data()!r})"
+
+
+globals = _Globals()  # noqa: A001 - the seed's name
