@@ -1,0 +1,34 @@
+"""Shared fixtures: every test run gets its own LAZYSTREAM_HOME, never the user's."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+os.environ["LAZYSTREAM_HOME"] = tempfile.mkdtemp(prefix="lazystream-test-home-")
+os.environ.pop("OPENAI_API_KEY", None)
+os.environ.pop("OPENAI_BASE_URL", None)
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def backend_kind(request, monkeypatch, tmp_path):
+    """Run a test once per queue backend, each on a fresh store."""
+    import lazystream.queue as q
+    monkeypatch.setenv("LAZYSTREAM_QUEUE", request.param)
+    monkeypatch.setenv("LAZYSTREAM_HOME", str(tmp_path / "home"))
+    q.reset()
+    yield request.param
+    q.reset()
+
+
+@pytest.fixture
+def fresh_home(monkeypatch, tmp_path):
+    """A fresh SQLite store in a new LAZYSTREAM_HOME; returns the home path."""
+    import lazystream.queue as q
+    home = tmp_path / "home"
+    monkeypatch.setenv("LAZYSTREAM_HOME", str(home))
+    monkeypatch.setenv("LAZYSTREAM_QUEUE", "sqlite")
+    q.reset()
+    yield home
+    q.reset()

@@ -1,0 +1,291 @@
+"""FileSystemQueue semantics, for every backend."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import lazystream
+from lazystream import FileSystemQueue, session
+from lazystream.queue import emit, read_session, tail
+
+
+def test_enqueue_dequeue_in_order_and_removes(backend_kind):
+    q = FileSystemQueue()
+    for item in ["a", "b", "a"]:
+        q.enqueue(item)
+    assert q.size() == 3
+    assert q.peek() == "a"
+    assert q.dequeue() == ["a", "b", "a"]
+    assert q.dequeue() == []
+    assert q.size() == 0
+    assert q.peek() is None
+
+
+def test_dequeue_limit_takes_a_prefix(backend_kind):
+    q = FileSystemQueue()
+    for i in range(5):
+        q.enqueue(str(i))
+    assert q.dequeue(limit=2) == ["0", "1"]
+    assert q.dequeue(2) == ["2", "3"]
+    assert q.dequeue() == ["4"]
+
+
+def test_json_values_round_trip(backend_kind):
+    q = FileSystemQueue.get_instance("values")
+    values = [{"a": [1, 2.5, None, True]}, [1, "x"], 3, None, False, "s"]
+    for v in values:
+        q.enqueue(v)
+    assert q.dequeue() == values
+
+
+def test_get_instance_is_one_object_per_name_and_callable_on_instances():
+    assert FileSystemQueue() is FileSystemQueue()
+    assert FileSystemQueue().get_instance("lazy_trace") is FileSystemQueue.get_instance("lazy_trace")
+    assert FileSystemQueue.get_instance("x") is not FileSystemQueue.get_instance("y")
+
+
+def test_queues_and_sessions_are_separate(backend_kind):
+    a, b = FileSystemQueue.get_instance("qa"), FileSystemQueue.get_instance("qb")
+    a.enqueue("for-a")
+    b.enqueue("for-b")
+    a.enqueue("for-a-other-session", sid="other")
+    assert a.dequeue() == ["for-a"]
+    assert b.dequeue() == ["for-b"]
+    assert a.dequeue(sid="other") == ["for-a-other-session"]
+
+
+def test_clear_empties_but_keeps_history_readable(backend_kind):
+    q = FileSystemQueue()
+    q.enqueue("x")
+    q.enqueue("y")
+    q.clear()
+    assert q.dequeue() == []
+    assert [e.data for e in q.read()] == ["x", "y"]
+
+
+def test_read_is_non_destructive_and_resumes_after_seq(backend_kind):
+    q = FileSystemQueue()
+    for t in ["t1", "t2", "t3"]:
+        q.enqueue(t)
+    events = q.read()
+    assert [e.data for e in events] == ["t1", "t2", "t3"]
+    assert [e.kind for e in events] == ["text"] * 3
+    assert events[0].seq < events[1].seq < events[2].seq
+    assert [e.data for e in q.read(after=events[0].seq)] == ["t2", "t3"]
+    assert q.dequeue() == ["t1", "t2", "t3"]   # reading did not consume
+
+
+def test_equal_tokens_stay_distinct_events(backend_kind):
+    q = FileSystemQueue()
+    for _ in range(3):
+        q.enqueue(" the")
+    events = q.read()
+    assert len({e.seq for e in events}) == 3
+
+
+def test_get_times_out_with_empty_list(backend_kind):
+    q = FileSystemQueue.get_instance("idle")
+    start = time.monotonic()
+    assert q.get(timeout=0.05) == []
+    assert time.monotonic() - start >= 0.05
+
+
+def test_get_wakes_when_an_item_arrives(backend_kind):
+    q = FileSystemQueue.get_instance("wake")
+    sid = lazystream.current_sid()
+    waiting = threading.Event()
+
+    def producer():
+        waiting.wait(5)
+        q.enqueue("ping", sid=sid)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    waiting.set()
+    # A reader that was not woken would sit here for the whole (long) timeout.
+    assert q.get(timeout=30) == ["ping"]
+    t.join()
+
+
+def test_non_json_item_raises_type_error_and_enqueues_nothing(backend_kind):
+    q = FileSystemQueue()
+    q.enqueue("kept")
+    with pytest.raises(TypeError, match="object"):
+        q.enqueue(object())
+    with pytest.raises(TypeError, match="set"):
+        q.enqueue({1, 2})
+    assert q.dequeue() == ["kept"]
+
+
+def test_empty_queue_name_is_rejected():
+    with pytest.raises(ValueError, match="non-empty"):
+        FileSystemQueue.get_instance("")
+    with pytest.raises(TypeError, match="int"):
+        FileSystemQueue.get_instance(3)
+
+
+@pytest.mark.parametrize("name", ["队列", "it's", 'q"uote', "x'; DROP TABLE events; --", "a b", "%_"])
+def test_any_other_name_is_its_own_queue(backend_kind, name):
+    q = FileSystemQueue.get_instance(name)
+    q.enqueue(name)
+    assert FileSystemQueue.get_instance("x").dequeue() == []
+    assert q.dequeue() == [name]
+
+
+def test_bad_limit_is_rejected(backend_kind):
+    with pytest.raises(ValueError, match="limit"):
+        FileSystemQueue().dequeue(limit=0)
+
+
+def test_ten_megabyte_item_round_trips(backend_kind):
+    big = "x" * (10 * 1024 * 1024)
+    q = FileSystemQueue.get_instance("big")
+    q.enqueue(big)
+    assert q.dequeue() == [big]
+
+
+def test_nul_emoji_and_cjk_round_trip_and_stay_readable_in_the_file(fresh_home):
+    text = "nul\x00 emoji 😀 中文 𝄞"
+    q = FileSystemQueue.get_instance("unicode")
+    q.enqueue(text)
+    assert q.dequeue() == [text]
+    lazystream.queue.backend().close()
+    raw = b"".join(p.read_bytes() for p in fresh_home.iterdir() if p.name.startswith("queue.db"))
+    assert "中文".encode() in raw and "😀".encode() in raw
+    assert b"\\u4e2d" not in raw
+
+
+def test_unwritable_home_names_the_path_and_variable(monkeypatch, tmp_path):
+    import lazystream.queue as lq
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("LAZYSTREAM_HOME", str(blocker / "home"))
+    monkeypatch.setenv("LAZYSTREAM_QUEUE", "sqlite")
+    lq.reset()
+    try:
+        with pytest.raises(lq.StorageError, match=r"LAZYSTREAM_HOME=.*a-file/home"):
+            FileSystemQueue().enqueue("x")
+    finally:
+        lq.reset()
+
+
+def test_corrupted_database_names_the_file(monkeypatch, tmp_path):
+    import lazystream.queue as lq
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "queue.db").write_bytes(b"this is not a sqlite database" * 100)
+    monkeypatch.setenv("LAZYSTREAM_HOME", str(home))
+    monkeypatch.setenv("LAZYSTREAM_QUEUE", "sqlite")
+    lq.reset()
+    try:
+        with pytest.raises(lq.StorageError, match=r"queue\.db is corrupted"):
+            FileSystemQueue().enqueue("x")
+    finally:
+        lq.reset()
+
+
+def test_unknown_backend_is_named(monkeypatch):
+    import lazystream.queue as lq
+    monkeypatch.setenv("LAZYSTREAM_QUEUE", "postgres")
+    lq.reset()
+    try:
+        with pytest.raises(ValueError, match="'postgres'.*'sqlite' or 'memory'"):
+            FileSystemQueue().enqueue("x")
+    finally:
+        monkeypatch.delenv("LAZYSTREAM_QUEUE")
+        lq.reset()
+
+
+def test_home_and_file_permissions(fresh_home):
+    FileSystemQueue().enqueue("x")
+    FileSystemQueue().dequeue()
+    assert fresh_home.stat().st_mode & 0o777 == 0o700
+    assert (fresh_home / "queue.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_session_block_ends_with_exactly_one_terminal_event(backend_kind):
+    with session() as sid:
+        FileSystemQueue().enqueue("a")
+        emit("status", "working")
+    kinds = [(e.kind, e.data) for e in read_session(sid)]
+    assert kinds == [("text", "a"), ("status", "working"), ("end", {"status": "ok"})]
+
+
+def test_failed_session_ends_with_error_status(backend_kind):
+    with pytest.raises(KeyError):
+        with session() as sid:
+            raise KeyError("boom")
+    (end,) = read_session(sid)
+    assert end.kind == "end"
+    assert end.data == {"status": "error", "error": {"type": "KeyError", "message": "'boom'"}}
+
+
+def test_tail_yields_through_the_end_event(backend_kind):
+    with session() as sid:
+        for t in ["x", "y"]:
+            FileSystemQueue().enqueue(t)
+    assert [(e.kind, e.data) for e in tail(sid)] == [("text", "x"), ("text", "y"), ("end", {"status": "ok"})]
+
+
+def test_tail_resumes_after_a_seq(backend_kind):
+    with session() as sid:
+        for t in ["x", "y", "z"]:
+            FileSystemQueue().enqueue(t)
+    first = read_session(sid)[0]
+    assert [e.data for e in tail(sid, after=first.seq)] == ["y", "z", {"status": "ok"}]
+
+
+def test_tail_times_out_instead_of_hanging(backend_kind):
+    FileSystemQueue().enqueue("only", sid="never-ends")
+    it = tail("never-ends", timeout=0.2)
+    assert next(it).data == "only"
+    with pytest.raises(TimeoutError, match="never-ends"):
+        next(it)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.text(max_size=5), max_size=30), min_size=1, max_size=6))
+def test_concurrent_producers_lose_duplicate_and_reorder_nothing(backend_kind, per_producer):
+    """Each producer's items arrive complete, once, in its order, in its own session."""
+    sids = [f"p{i}-{time.monotonic_ns()}" for i in range(len(per_producer))]
+    q = FileSystemQueue.get_instance("hyp")
+    start = threading.Barrier(len(per_producer))
+
+    def produce(sid, items):
+        start.wait(5)
+        for item in items:
+            q.enqueue(item, sid=sid)
+
+    threads = [threading.Thread(target=produce, args=a) for a in zip(sids, per_producer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for sid, items in zip(sids, per_producer):
+        assert q.dequeue(sid=sid) == items
+
+
+def test_concurrent_readers_of_one_queue_never_share_an_item(backend_kind):
+    q = FileSystemQueue.get_instance("shared")
+    n = 2000
+    for i in range(n):
+        q.enqueue(i, sid="shared-sid")
+    got: list[list[int]] = [[] for _ in range(4)]
+
+    def consume(k):
+        while items := q.dequeue(limit=7, sid="shared-sid"):
+            got[k].extend(items)
+
+    threads = [threading.Thread(target=consume, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    merged = sorted(x for part in got for x in part)
+    assert merged == list(range(n))
+    for part in got:
+        assert part == sorted(part)
