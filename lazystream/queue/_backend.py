@@ -154,6 +154,11 @@ class Backend:
         backends shared across processes override ``_poll_external`` to notice foreign
         writes within a few milliseconds.
         """
+        if self._before_wait():
+            # Just started listening: something may have landed unannounced; re-check.
+            with self._changed:
+                self._generation += 1
+                return self._generation
         deadline = None if timeout is None else time.monotonic() + timeout
         slice_ = self._external_poll_interval()
         with self._changed:
@@ -167,6 +172,10 @@ class Backend:
                 if slice_ is not None and self._poll_external():
                     self._generation += 1
             return self._generation
+
+    def _before_wait(self) -> bool:
+        """Prepare to block; return True if the caller must re-check before blocking."""
+        return False
 
     def _external_poll_interval(self) -> float | None:
         """Seconds between checks for writes by other processes; ``None``: never."""

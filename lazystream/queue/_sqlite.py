@@ -22,6 +22,7 @@ import filelock
 
 from ..events import TERMINAL, Event
 from ._backend import Backend, Row, StorageError, make_event, project
+from ._wakeup import Wakeup
 
 __all__ = ["SqliteBackend"]
 
@@ -56,6 +57,7 @@ CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (ended);
 _AFTER_CURSOR = "IFNULL((SELECT c.seq FROM cursors c WHERE c.sid = ?1 AND c.queue = ?2), 0)"
 _MAX_PENDING = 200_000          # producers wait above this many unstored events
 _POLL = 0.005                   # seconds between checks for other processes' commits
+_QUIET = 0.001                  # an append this long after the last one is stored directly
 
 
 class SqliteBackend(Backend):
@@ -76,6 +78,9 @@ class SqliteBackend(Backend):
         self._error: BaseException | None = None
         self._writer: threading.Thread | None = None
         self._closed = False
+        self._storing = False
+        self._last_append = 0.0
+        self._wakeup = Wakeup(path + ".wake", self.notify) if Wakeup.available else None
         self._known_sids: set[str] = set()
         self._last_prune = 0.0
         self._init_file()
@@ -120,18 +125,45 @@ class SqliteBackend(Backend):
         with self._io:
             if self._error is not None:
                 raise StorageError(f"queue database {self.path}: storing failed: {self._error}") from self._error
-            if self._closed:
-                self._store([row])
-                return
-            self._pending.append(row)
+            now = time.monotonic()
+            quiet, self._last_append = now - self._last_append > _QUIET, now
+            direct = self._closed or (quiet and not self._pending and not self._storing)
             self._appended += 1
-            if self._writer is None:
+            if self._writer is None:   # it also prunes, so it runs even when stores are direct
                 self._writer = threading.Thread(target=self._write_loop, name="lazystream-writer", daemon=True)
                 self._writer.start()
-            elif len(self._pending) == 1:
+            if direct:
+                # A lone event after a pause: store it on this thread and save the writer
+                # thread's wake-up; under load, events batch on the writer thread instead.
+                self._storing = True
+            else:
+                self._pending.append(row)
+                if len(self._pending) == 1:
+                    self._work.notify()
+                while len(self._pending) > _MAX_PENDING and self._error is None:
+                    self._done.wait(0.1)
+                return
+        self._store_and_announce([row])
+
+    def _store_and_announce(self, batch: list[Row]) -> None:
+        """Store ``batch`` (the caller set ``_storing``), then wake writers and readers."""
+        error = None
+        try:
+            self._store(batch)
+        except BaseException as e:  # noqa: BLE001 - surfaced to every producer and reader
+            error = e
+        with self._io:
+            self._storing = False
+            if error is not None:
+                self._error = error
+            else:
+                self._stored += len(batch)
+            self._done.notify_all()
+            if self._pending:
                 self._work.notify()
-            while len(self._pending) > _MAX_PENDING and self._error is None:
-                self._done.wait(0.1)
+        self.notify()
+        if error is not None:
+            raise StorageError(f"queue database {self.path}: storing failed: {error}") from error
 
     def sync(self) -> None:
         if self._stored == self._appended:   # the common, lock-free case
@@ -148,29 +180,21 @@ class SqliteBackend(Backend):
     def _write_loop(self) -> None:
         while True:
             with self._io:
-                while not self._pending and not self._closed:
-                    self._work.wait(self._prune_interval())
-                    if not self._pending:
+                while (not self._pending or self._storing) and not self._closed:
+                    if not self._work.wait(self._prune_interval()) and not self._pending:
                         break
+                if self._storing:
+                    continue
                 batch, self._pending = self._pending, []
-                stop = self._closed and not batch
-            if stop:
-                return
+                if self._closed and not batch:
+                    return
+                self._storing = bool(batch)
             try:
                 if batch:
-                    self._store(batch)
+                    self._store_and_announce(batch)
                 self._maybe_prune()
-            except BaseException as e:  # noqa: BLE001 - surfaced to every producer and reader
-                with self._io:
-                    self._error = e
-                    self._done.notify_all()
-                self.notify()
+            except BaseException:  # noqa: BLE001 - recorded in _error, raised to producers
                 return
-            with self._io:
-                self._stored += len(batch)
-                self._done.notify_all()
-            if batch:
-                self.notify()
 
     def _store(self, batch: list[Row]) -> None:
         conn = self._wconn
@@ -188,6 +212,8 @@ class SqliteBackend(Backend):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            if self._wakeup is not None:
+                self._wakeup.ping_peers()
         if len(self._known_sids) > 100_000:
             self._known_sids.clear()
         self._known_sids.update(s for s, _, _ in new_sids)
@@ -218,25 +244,26 @@ class SqliteBackend(Backend):
 
     def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
         self.sync()
-        sql = (f"SELECT seq, kind, data FROM events WHERE sid = ?1 AND queue = ?2 AND seq > {_AFTER_CURSOR} "
-               "ORDER BY seq LIMIT ?3")
-        args = (sid, queue, -1 if limit is None else limit)
         conn = self._conn()
-        # Look without the write lock first: an empty queue costs one indexed read.
-        if not conn.execute(sql, args).fetchone():
-            return []
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                rows = conn.execute(sql, args).fetchall()
-                if rows:
-                    conn.execute("INSERT OR REPLACE INTO cursors (sid, queue, seq) VALUES (?, ?, ?)",
-                                 (sid, queue, rows[-1][0]))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return [project(kind, data) for _, kind, data in rows]
+        lim = -1 if limit is None else limit
+        while True:
+            row = conn.execute("SELECT seq FROM cursors WHERE sid = ? AND queue = ?", (sid, queue)).fetchone()
+            cursor = 0 if row is None else row[0]
+            rows = conn.execute("SELECT seq, kind, data FROM events WHERE sid = ? AND queue = ? AND seq > ? "
+                                "ORDER BY seq LIMIT ?", (sid, queue, cursor, lim)).fetchall()
+            if not rows:
+                return []
+            # Compare-and-swap the cursor: if another reader (thread or process) moved it
+            # since we read it, our rows may be theirs; read again.
+            with self._write_lock:
+                if row is None:
+                    moved = conn.execute("INSERT OR IGNORE INTO cursors (sid, queue, seq) VALUES (?, ?, ?)",
+                                         (sid, queue, rows[-1][0])).rowcount
+                else:
+                    moved = conn.execute("UPDATE cursors SET seq = ? WHERE sid = ? AND queue = ? AND seq = ?",
+                                         (rows[-1][0], sid, queue, cursor)).rowcount
+            if moved == 1:
+                return [project(kind, data) for _, kind, data in rows]
 
     def peek(self, sid: str, queue: str) -> Event | None:
         self.sync()
@@ -297,8 +324,11 @@ class SqliteBackend(Backend):
         return deleted
 
     # --- waiting ----------------------------------------------------------------------
+    def _before_wait(self) -> bool:
+        return self._wakeup is not None and self._wakeup.listen()
+
     def _external_poll_interval(self) -> float | None:
-        return _POLL
+        return None if self._wakeup is not None else _POLL
 
     def _poll_external(self) -> bool:
         conn = self._conn()
@@ -316,6 +346,8 @@ class SqliteBackend(Backend):
             self._work.notify()
         if self._writer is not None and self._writer is not threading.current_thread():
             self._writer.join(timeout=30)
+        if self._wakeup is not None:
+            self._wakeup.close()
 
 
 def _status_of(data_json: str) -> str:

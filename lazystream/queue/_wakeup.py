@@ -1,0 +1,113 @@
+"""Cross-process wake-ups for the SQLite backend, so blocked readers never poll.
+
+A process that has blocked readers binds an abstract Unix datagram socket and leaves a
+marker file named after it in ``<db>.wake/``. After each commit a writer sends one byte to
+every other process's socket; a listener thread there turns it into an in-process notify.
+Markers of dead processes are removed by the first writer whose send is refused.
+Abstract sockets are Linux-only: elsewhere ``Wakeup.available`` is False and readers fall
+back to checking ``PRAGMA data_version`` every few milliseconds.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+__all__ = ["Wakeup"]
+
+_PREFIX = "\0lazystream-wake-"
+_RELIST_EVERY_NS = 1_000_000_000   # re-read the marker folder at least once a second
+
+
+class Wakeup:
+    """Sends and receives "something was committed" pings between processes."""
+
+    available = sys.platform.startswith("linux")
+
+    def __init__(self, folder: str, on_ping: Callable[[], None]) -> None:
+        self.folder = folder
+        self._on_ping = on_ping
+        self._token = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self._lock = threading.Lock()
+        self._listening = False
+        self._recv: socket.socket | None = None
+        self._send: socket.socket | None = None
+        self._peers: list[str] = []
+        self._seen_mtime = -1
+        self._listed_at = 0
+
+    def listen(self) -> bool:
+        """Start receiving pings; return True the first time (callers then re-check)."""
+        if self._listening:
+            return False
+        with self._lock:
+            if self._listening:
+                return False
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(_PREFIX + self._token)
+            self._recv = sock
+            with open(os.path.join(self.folder, self._token), "w"):
+                pass
+            threading.Thread(target=self._loop, name="lazystream-wakeup", daemon=True).start()
+            self._listening = True
+            return True
+
+    def _loop(self) -> None:
+        sock = self._recv
+        while sock is not None:
+            try:
+                sock.recv(64)
+            except OSError:
+                return
+            self._on_ping()
+
+    def ping_peers(self) -> None:
+        """Tell every other listening process that something was committed."""
+        try:
+            st = os.stat(self.folder)
+        except FileNotFoundError:
+            return
+        now = st.st_mtime_ns
+        tick = time.monotonic_ns()
+        if now != self._seen_mtime or tick - self._listed_at > _RELIST_EVERY_NS:
+            self._seen_mtime, self._listed_at = now, tick
+            try:
+                self._peers = [n for n in os.listdir(self.folder) if n != self._token]
+            except FileNotFoundError:
+                self._peers = []
+        if not self._peers:
+            return
+        if self._send is None:
+            self._send = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._send.setblocking(False)
+        for name in list(self._peers):
+            try:
+                self._send.sendto(b"!", _PREFIX + name)
+            except BlockingIOError:
+                pass            # its buffer is full of pings already: it will wake
+            except (ConnectionRefusedError, FileNotFoundError):
+                self._peers.remove(name)   # that process is gone
+                try:
+                    os.remove(os.path.join(self.folder, name))
+                except FileNotFoundError:
+                    pass
+
+    def close(self) -> None:
+        with self._lock:
+            if self._recv is not None:
+                try:
+                    os.remove(os.path.join(self.folder, self._token))
+                except FileNotFoundError:
+                    pass
+                sock, self._recv = self._recv, None
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+            self._listening = False
