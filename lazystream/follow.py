@@ -30,9 +30,10 @@ def follow(future: concurrent.futures.Future, queues: Iterable[str | FileSystemQ
         raise ValueError("follow: give at least one queue name")
     sid = sid or current_sid()
     b = backend()
-    future.add_done_callback(lambda _: b.notify())
+    key = (sid, None)
+    future.add_done_callback(lambda _: b.notify((key,)))
     while True:
-        generation = b.generation()
+        token = b.generation(key)
         finished = future.done()
         got = False
         for q in qs:
@@ -43,5 +44,5 @@ def follow(future: concurrent.futures.Future, queues: Iterable[str | FileSystemQ
         if finished and not got:
             break
         if not got:
-            b.wait(generation, None)
+            b.wait(token, None, key)
     future.result()

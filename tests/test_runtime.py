@@ -354,7 +354,7 @@ def test_retention_runs_by_itself_under_a_long_run(monkeypatch, tmp_path):
             # later sessions keep the writer busy; it prunes between batches
             with session():
                 FileSystemQueue().enqueue("y")
-            lq.backend().wait(lq.backend().generation(), 0.05)
+            FileSystemQueue.get_instance("idle-probe").get(timeout=0.05)
         assert read_session(first) == []
     finally:
         lq.reset()

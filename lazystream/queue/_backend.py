@@ -14,14 +14,18 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from ..events import Event
 
-__all__ = ["Backend", "StorageError", "Row", "encode", "encode_ns", "project", "make_event"]
+__all__ = ["Backend", "StorageError", "Row", "Key", "encode", "encode_ns", "project", "make_event"]
 
 # (sid, queue, kind, ns_json, data_json, ts): one appended, not yet stored event.
 Row = tuple[str, str, str, str, str, float]
+# What a reader waits on: (sid, queue), or (sid, None) for every queue of the session.
+Key = tuple[str, "str | None"]
+_MAX_KEYS = 100_000
 
 
 class StorageError(RuntimeError):
@@ -87,9 +91,10 @@ class Backend:
     """Operations a queue backend must provide. All are thread-safe."""
 
     def __init__(self) -> None:
-        # Readers wait on this; it is notified after every store and by ``notify``.
-        self._changed = threading.Condition(threading.Lock())
-        self._generation = 0
+        self._wait_lock = threading.Lock()
+        self._global = 0
+        self._key_generation: dict[Key, int] = {}
+        self._waiting: dict[Key, list] = {}   # key -> [Condition, number of waiters]
 
     # --- writing ----------------------------------------------------------------------
     def append(self, row: Row) -> None:
@@ -137,41 +142,65 @@ class Backend:
         raise NotImplementedError
 
     # --- waiting ----------------------------------------------------------------------
-    def generation(self) -> int:
-        """Return a token that changes whenever something may have been stored."""
-        return self._generation
+    # Readers wait on a key: (sid, queue), or (sid, None) for a whole session. A store
+    # wakes only the readers of the keys it touched, so many sessions at once do not all
+    # wake on every commit. A global generation wakes everyone (other processes' commits,
+    # finished futures).
 
-    def notify(self) -> None:
-        """Wake every waiting reader (used after stores and by future callbacks)."""
-        with self._changed:
-            self._generation += 1
-            self._changed.notify_all()
+    def generation(self, key: Key) -> tuple[int, int]:
+        """Return a token that changes whenever something may have been stored under ``key``."""
+        return self._global, self._key_generation.get(key, 0)
 
-    def wait(self, generation: int, timeout: float | None) -> int:
-        """Block until the generation moves past ``generation`` or ``timeout`` passes.
+    def notify(self, keys: Iterable[Key] | None = None) -> None:
+        """Wake the readers of ``keys`` (and of their whole sessions), or every reader."""
+        with self._wait_lock:
+            if keys is None or len(self._key_generation) > _MAX_KEYS:
+                if keys is not None:
+                    self._key_generation.clear()   # bounded memory; the global bump covers it
+                self._global += 1
+                for cond, _ in self._waiting.values():
+                    cond.notify_all()
+                return
+            gens = self._key_generation
+            for sid, queue in keys:
+                for key in ((sid, queue), (sid, None)):
+                    gens[key] = gens.get(key, 0) + 1
+                    entry = self._waiting.get(key)
+                    if entry is not None:
+                        entry[0].notify_all()
 
-        Returns the current generation. Never spins: in-process readers are notified;
-        backends shared across processes override ``_poll_external`` to notice foreign
-        writes within a few milliseconds.
+    def wait(self, token: tuple[int, int], timeout: float | None, key: Key) -> None:
+        """Block until ``generation(key)`` moves past ``token`` or ``timeout`` passes.
+
+        Never spins: in-process readers are notified; a backend shared across processes
+        either wakes readers itself or overrides ``_poll_external``.
         """
         if self._before_wait():
-            # Just started listening: something may have landed unannounced; re-check.
-            with self._changed:
-                self._generation += 1
-                return self._generation
+            # Just started listening for other processes: something may have landed
+            # unannounced, so the caller re-checks before blocking.
+            self.notify()
+            return
         deadline = None if timeout is None else time.monotonic() + timeout
         slice_ = self._external_poll_interval()
-        with self._changed:
-            while self._generation == generation:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                step = remaining if slice_ is None else (slice_ if remaining is None else min(slice_, remaining))
-                if self._changed.wait(step):
-                    continue
-                if slice_ is not None and self._poll_external():
-                    self._generation += 1
-            return self._generation
+        with self._wait_lock:
+            entry = self._waiting.get(key)
+            if entry is None:
+                entry = self._waiting[key] = [threading.Condition(self._wait_lock), 0]
+            entry[1] += 1
+            try:
+                while (self._global, self._key_generation.get(key, 0)) == token:
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    step = remaining if slice_ is None else (slice_ if remaining is None else min(slice_, remaining))
+                    if entry[0].wait(step):
+                        continue
+                    if slice_ is not None and self._poll_external():
+                        self._global += 1
+            finally:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._waiting[key]
 
     def _before_wait(self) -> bool:
         """Prepare to block; return True if the caller must re-check before blocking."""

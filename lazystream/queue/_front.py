@@ -177,15 +177,16 @@ class FileSystemQueue:
         """
         b, sid, deadline = (_backend or backend()), sid or current_sid(), _deadline(timeout)
         _check_limit(limit)
+        key = (sid, self._name)
         while True:
-            generation = b.generation()
+            token = b.generation(key)
             items = b.take(sid, self._name, limit)
             if items:
                 return items
             remaining = _remaining(deadline)
             if remaining == 0:
                 return []
-            b.wait(generation, remaining)
+            b.wait(token, remaining, key)
 
     def peek(self, *, sid: str | None = None) -> Any:
         """Return the next item without removing it, or ``None`` when empty."""
@@ -217,13 +218,14 @@ def read_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = N
     b, deadline = (_backend or backend()), _deadline(timeout)
     queues = None if queues is None else tuple(queues)
     _check_limit(limit)
+    key = (sid, None)
     while True:
-        generation = b.generation()
+        token = b.generation(key)
         events = b.read(sid, queues, after, limit)
         remaining = _remaining(deadline)
         if events or deadline is None or remaining == 0:
             return events
-        b.wait(generation, remaining)
+        b.wait(token, remaining, key)
 
 
 _LIVENESS_EVERY = 0.5

@@ -52,7 +52,7 @@ class MemoryBackend(Backend):
         if prune_due:
             self._last_prune = ts
             self.prune(self.retention, ts)
-        self.notify()
+        self.notify(((sid, queue),))
 
     def sync(self) -> None:
         return None

@@ -161,7 +161,10 @@ class SqliteBackend(Backend):
             self._done.notify_all()
             if self._pending:
                 self._work.notify()
-        self.notify()
+        if error is None:
+            self.notify({(r[0], r[1]) for r in batch})
+        else:
+            self.notify()
         if error is not None:
             raise StorageError(f"queue database {self.path}: storing failed: {error}") from error
 
