@@ -12,6 +12,8 @@ from .follow import follow
 from .module import ModuleBase
 from .queue import FileSystemQueue, ProducerGone, StorageError, read_session, tail
 from .session import current_sid, session
+from .llm import OnlineChatModule, TrainableModule
+from . import tools
 
 globals = _session_mod.globals  # noqa: A001 - the seed's name
 
@@ -19,4 +21,5 @@ __all__ = [
     "session", "current_sid", "globals", "Event",
     "FileSystemQueue", "read_session", "tail", "StorageError", "ProducerGone",
     "ThreadPoolExecutor", "Thread", "ModuleBase", "pipeline", "parallel", "BranchError", "follow",
+    "OnlineChatModule", "TrainableModule", "tools",
 ]

@@ -1,0 +1,23 @@
+"""Tools and agents: ``fc_register``, ``FunctionCall``, ``FunctionCallAgent``.
+
+    from lazystream.tools import fc_register, FunctionCallAgent
+
+    @fc_register("tool")
+    def get_current_weather(location: str):
+        '''Get the current weather in a given location
+
+        Args:
+            location (str): The city, e.g. Paris.
+        '''
+        ...
+
+    agent = FunctionCallAgent(llm, ["get_current_weather"])
+
+See ``docs/agents.md``.
+"""
+from ._registry import Tool, fc_register
+from ._schema import ToolSchemaError
+from .function_call import FunctionCall, FunctionCallAgent, ToolCallLimitError
+
+__all__ = ["fc_register", "FunctionCall", "FunctionCallAgent", "ToolCallLimitError",
+           "ToolSchemaError", "Tool"]
