@@ -16,10 +16,10 @@ from typing import Any
 from .queue import emit
 from .session import current_sid
 
-__all__ = ["ThreadPoolExecutor", "Thread"]
+__all__ = ["ThreadPoolExecutor", "Thread", "report_error"]
 
 
-def _report(exc: BaseException) -> None:
+def report_error(exc: BaseException) -> None:
     """Write ``exc`` as an ``error`` event once, however many executors it crosses."""
     if getattr(exc, "_lazystream_reported", False):
         return
@@ -34,7 +34,7 @@ def _run_reporting(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     try:
         return fn(*args, **kwargs)
     except BaseException as e:  # noqa: BLE001 - reported, then re-raised to the future
-        _report(e)
+        report_error(e)
         raise
 
 
@@ -67,5 +67,5 @@ class Thread(threading.Thread):
             self._context.run(super().run)
         except BaseException as e:  # noqa: BLE001 - reported, then the stdlib hook prints it
             self.exception = e
-            self._context.run(_report, e)
+            self._context.run(report_error, e)
             raise

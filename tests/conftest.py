@@ -32,3 +32,11 @@ def fresh_home(monkeypatch, tmp_path):
     q.reset()
     yield home
     q.reset()
+
+
+@pytest.fixture(autouse=True)
+def own_session():
+    """Each test runs in a session of its own, so no test reads another's leftovers."""
+    import lazystream
+    with lazystream.session() as sid:
+        yield sid

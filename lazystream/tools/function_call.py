@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..executor import _report as _report_error
+from ..executor import report_error
 from ..module import ModuleBase
 from ..queue import emit
 from ..session import current_ns
@@ -202,5 +202,5 @@ class FunctionCallAgent(ModuleBase):
             f"FunctionCallAgent: the model still asked for tools ({names}) after "
             f"max_retries={self._max_retries} rounds; raise max_retries, or check the tool "
             f"results the model keeps retrying")
-        _report_error(exc)
+        report_error(exc)
         raise exc
