@@ -12,7 +12,13 @@ from .follow import follow
 from .module import ModuleBase
 from .queue import FileSystemQueue, ProducerGone, StorageError, read_session, tail
 from .session import current_sid, session
-from .llm import OnlineChatModule, TrainableModule
+from .llm import (DeployError, LLMConfigError, LLMError, LLMStreamError, LLMTimeoutError, OnlineChatModule,
+                  TrainableModule)
+from . import engine
+from .programs import (LM, AdapterParseError, ChainOfThought, ChatAdapter, InputField, JSONAdapter, Module,
+                       OutputField, Predict, Prediction, Signature, Tool, configure, settings)
+from . import streaming
+from .streaming import streamify
 from . import tools
 
 globals = _session_mod.globals  # noqa: A001 - the seed's name
@@ -21,5 +27,9 @@ __all__ = [
     "session", "current_sid", "globals", "Event",
     "FileSystemQueue", "read_session", "tail", "StorageError", "ProducerGone",
     "ThreadPoolExecutor", "Thread", "ModuleBase", "pipeline", "parallel", "BranchError", "follow",
-    "OnlineChatModule", "TrainableModule", "tools",
+    "OnlineChatModule", "TrainableModule", "engine", "tools",
+    "LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError",
+    "Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought", "Module", "Tool",
+    "LM", "configure", "settings", "ChatAdapter", "JSONAdapter", "AdapterParseError",
+    "streamify", "streaming",
 ]

@@ -13,15 +13,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .queue import emit
-from .session import current_sid
+from .queue import emit, has_unread
+from .session import _sid, current_sid, is_cancellation
 
 __all__ = ["ThreadPoolExecutor", "Thread", "report_error"]
 
 
 def report_error(exc: BaseException) -> None:
-    """Write ``exc`` as an ``error`` event once, however many executors it crosses."""
-    if getattr(exc, "_lazystream_reported", False):
+    """Write ``exc`` as an ``error`` event once, however many executors it crosses.
+
+    Cancellations are not failures and are not reported.
+    """
+    if getattr(exc, "_lazystream_reported", False) or is_cancellation(exc):
         return
     try:
         exc._lazystream_reported = True  # type: ignore[attr-defined]
@@ -43,12 +46,35 @@ def _carry() -> contextvars.Context:
     return contextvars.copy_context()
 
 
+class _DrainedFuture(concurrent.futures.Future):
+    """A future whose ``done()`` also waits until its session's polled queues are drained.
+
+    The seed's loop — ``if q.dequeue(): … elif future.done(): break`` — would otherwise
+    lose what the worker wrote between an empty ``dequeue`` and ``done()``. Only queues
+    this process has been dequeuing for the session count, so a queue nobody reads never
+    holds ``done()`` back. ``result()``, ``wait`` and ``as_completed`` are unchanged.
+    """
+
+    _lazystream_sid = ""
+
+    def done(self) -> bool:
+        return super().done() and not has_unread(self._lazystream_sid)
+
+
 class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     """The stdlib pool, running each callable in a copy of the submitter's context."""
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
-        """Schedule ``fn(*args, **kwargs)`` under the submitter's session; return its future."""
-        return super().submit(_carry().run, _run_reporting, fn, args, kwargs)
+        """Schedule ``fn(*args, **kwargs)`` under the submitter's session; return its future.
+
+        The future's ``done()`` is True once the work finished *and* the session's queues
+        that this process has been dequeuing are empty (see ``_DrainedFuture``).
+        """
+        context = _carry()
+        future = super().submit(context.run, _run_reporting, fn, args, kwargs)
+        future.__class__ = _DrainedFuture   # same layout; only done() differs
+        future._lazystream_sid = context[_sid]
+        return future
 
 
 class Thread(threading.Thread):

@@ -110,10 +110,14 @@ class ModuleBase:
         inputs: Any = args[0] if len(args) == 1 and not kwargs else {"args": list(args), "kwargs": kwargs}
         err = None if error is None else {"type": type(error).__name__, "message": str(error)}
         emit("trace", {
-            "text": _brief(output) if error is None else f"{type(error).__name__}: {error}",
+            "text": self._trace_text(output) if error is None else f"{type(error).__name__}: {error}",
             "module": type(self).__name__, "path": ".".join(_ns.get()),
             "input": inputs, "output": output, "duration": duration, "error": err,
         }, lenient=True)
+
+    def _trace_text(self, output: Any) -> str:
+        """The text a trace of ``output`` shows (what ``lazy_trace`` readers print)."""
+        return _brief(output)
 
     # --- streaming, for module authors -----------------------------------------------
     def stream_output(self, text: str) -> None:

@@ -10,6 +10,8 @@ the session's terminal event.
 """
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import os
@@ -93,7 +95,7 @@ def session(sid: str | None = None) -> Iterator[str]:
         status, exc = "cancelled", e
         raise
     except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
-        status, exc = ("cancelled" if isinstance(e, KeyboardInterrupt) else "error"), e
+        status, exc = ("cancelled" if is_cancellation(e) else "error"), e
         raise
     finally:
         _ns.reset(ns_token)
@@ -102,6 +104,12 @@ def session(sid: str | None = None) -> Iterator[str]:
             _globals.pop(sid, None)
         for listener in _close_listeners:
             listener(sid, status, exc)
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Return True for the exceptions that mean "stopped on purpose", not "failed"."""
+    return isinstance(exc, (KeyboardInterrupt, GeneratorExit, asyncio.CancelledError,
+                            concurrent.futures.CancelledError))
 
 
 def current_ns() -> tuple[str, ...]:

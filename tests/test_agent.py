@@ -78,7 +78,10 @@ def test_seed_trace_form_traces_request_results_round_then_answer():
                        "name": "get_current_weather"},
                       {"role": "tool", "content": paris_result, "tool_call_id": paris["id"],
                        "name": "get_current_weather"}]
-    assert traces == [str(request), tokyo_result, paris_result, str(round_messages),
+    seed_request = [{"id": c["id"], "type": "function",
+                     "function": {"name": "get_current_weather", "arguments": json.loads(c["arguments"])}}
+                    for c in (tokyo, paris)] + [""]
+    assert traces == [str(seed_request), tokyo_result, paris_result, str(round_messages),
                       ANSWER, ANSWER, ANSWER]
     # The same, as structured events with lineages and call ids.
     assert [(e.kind, e.ns, e.data.get("id") if e.kind != "trace" else None)
@@ -170,7 +173,7 @@ def test_the_example_prints_the_seed_shape(monkeypatch, capsys):
     assert first_outputs == ANSWER
     traces = "".join(line.removeprefix("trace: ") for line in lines[second:]
                      if line.startswith("trace: "))
-    assert traces.startswith("{'role': 'assistant', 'content': '', 'tool_calls': [{'id': 'call_")
+    assert traces.startswith("[{'id': 'call_")
     assert traces.endswith(ANSWER * 3)
     assert not any("trace:" in line for line in lines[:second])
 

@@ -20,7 +20,7 @@ from ..events import DEFAULT_QUEUE, EVENTS_QUEUE, TERMINAL, TRACE_QUEUE, Event, 
 from ..session import current_ns, current_sid, on_close
 from ._backend import Backend, StorageError, encode, encode_ns
 
-__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "prune", "backend", "ProducerGone"]
+__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "prune", "backend", "has_unread", "ProducerGone"]
 
 
 class ProducerGone(RuntimeError):
@@ -168,7 +168,9 @@ class FileSystemQueue:
 
     def dequeue(self, limit: int | None = None, *, sid: str | None = None) -> list[Any]:
         """Remove and return up to ``limit`` items (all by default); ``[]`` when empty."""
-        return (_backend or backend()).take(sid or current_sid(), self._name, _check_limit(limit))
+        sid = sid or current_sid()
+        _note_reader(sid, self._name)
+        return (_backend or backend()).take(sid, self._name, _check_limit(limit))
 
     def get(self, timeout: float | None = None, *, limit: int | None = None, sid: str | None = None) -> list[Any]:
         """Block until at least one item arrives, then remove and return the items.
@@ -177,6 +179,7 @@ class FileSystemQueue:
         """
         b, sid, deadline = (_backend or backend()), sid or current_sid(), _deadline(timeout)
         _check_limit(limit)
+        _note_reader(sid, self._name)
         key = (sid, self._name)
         while True:
             token = b.generation(key)
@@ -207,6 +210,30 @@ class FileSystemQueue:
         Use the last event's ``seq`` as the next ``after`` to resume.
         """
         return (_backend or backend()).read(sid or current_sid(), (self._name,), after, _check_limit(limit))
+
+
+# Which queues of a session have been read destructively in this process: the queues a
+# polling reader is draining. A documented cache, bounded, dropped when a session ends.
+_readers: dict[str, set[str]] = {}
+_MAX_READER_SESSIONS = 100_000
+
+
+def _note_reader(sid: str, queue: str) -> None:
+    names = _readers.get(sid)
+    if names is None:
+        if len(_readers) >= _MAX_READER_SESSIONS:
+            _readers.clear()
+        names = _readers[sid] = set()
+    names.add(queue)
+
+
+def has_unread(sid: str) -> bool:
+    """Return True if a queue this process has been dequeuing for ``sid`` holds items."""
+    names = _readers.get(sid)
+    if not names:
+        return False
+    b = _backend or backend()
+    return any(b.size(sid, name) for name in list(names))
 
 
 def read_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = None,
@@ -287,6 +314,7 @@ def _write_terminal(sid: str, status: str, exc: BaseException | None) -> None:
     if exc is not None and status == "error":
         data["error"] = {"type": type(exc).__name__, "message": str(exc)}
     emit(TERMINAL, data, sid=sid, ns=())
+    _readers.pop(sid, None)
 
 
 on_close(_write_terminal)

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..executor import report_error
+from ..llm._tool_reply import seed_view
 from ..module import ModuleBase
 from ..queue import emit
 from ..session import current_ns
 from ._execute import run_tool_calls
 from ._registry import Tool, resolve_tools
-from ._validate import ToolArgumentError, parse_arguments
+
 
 __all__ = ["FunctionCall", "FunctionCallAgent", "ToolCallLimitError"]
 
@@ -76,24 +77,8 @@ def _wire_call(call: Any) -> dict[str, Any]:
                                                             "arguments": args}}
 
 
-def _shown_arguments(raw: str) -> Any:
-    try:
-        return parse_arguments(raw)
-    except ToolArgumentError:
-        return raw
-
-
-def _request_view(calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The calls with parsed arguments, as the seed's trace shows them."""
-    return [{"id": c["id"], "type": "function",
-             "function": {"name": c["function"]["name"],
-                          "arguments": _shown_arguments(c["function"]["arguments"])}}
-            for c in calls]
-
-
 def _is_streaming(llm: Any) -> bool:
-    # TrainableModule has no public `stream` yet; both keep the flag in `_stream`.
-    return bool(getattr(llm, "stream", False) or getattr(llm, "_stream", False))
+    return bool(getattr(llm, "stream", False))
 
 
 def _is_tracing(llm: Any) -> bool:
@@ -147,9 +132,9 @@ class FunctionCall(ModuleBase):
         # a streaming model has already written its own tool_call events.
         streaming = _is_streaming(self.llm)
         if trace and not _is_tracing(self.llm):
-            emit("trace", {"text": str([*_request_view(calls), content]), "module": "FunctionCall",
+            emit("trace", {"text": str([*seed_view(calls), content]), "module": "FunctionCall",
                            "path": ".".join(current_ns()), "input": None,
-                           "output": {"content": content, "tool_calls": _request_view(calls)},
+                           "output": {"content": content, "tool_calls": seed_view(calls)},
                            "duration": 0.0, "error": None}, lenient=True)
         if trace and not streaming:
             for c in calls:

@@ -1,0 +1,95 @@
+"""``python -m lazystream <command>``: a small argparse dispatcher.
+
+Each command is one ``_add_<name>(subparsers)`` function that adds its parser and sets
+``run=`` to a function ``run(args) -> int``; add a command by writing one and listing it
+in ``COMMANDS``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["main", "COMMANDS"]
+
+
+def _add_engine(sub: Any) -> None:
+    p = sub.add_parser("engine", help="serve the bundled scripted OpenAI-compatible engine",
+                       description="Serve the bundled scripted engine (not a model) on "
+                                   "http://HOST:PORT/v1 until interrupted.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
+    p.add_argument("--policy", default="demo",
+                   help="'demo' (default), 'echo', or module:callable taking a Request")
+    p.add_argument("--script", metavar="FILE",
+                   help="JSON list of replies: strings or {content, tool_calls, reasoning_content}")
+    p.add_argument("--loop", action="store_true", help="with --script: start over when it runs out")
+    p.add_argument("--tokens-per-second", type=float, default=None)
+    p.add_argument("--chunk-size", type=int, default=1)
+    p.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
+    p.add_argument("--tool-call-format", choices=["internlm2", "qwen"], default=None,
+                   help="write tool calls as raw text special tokens")
+    p.add_argument("--model", default="lazystream-engine", help="the model id /v1/models lists")
+    p.add_argument("--api-key", default=None, help="require this Bearer key")
+    p.add_argument("--fail-first", type=int, default=0, help="answer the first N requests with --status")
+    p.add_argument("--status", type=int, default=500)
+    p.add_argument("--cut-after", type=int, default=None, help="cut every stream after K tokens")
+    p.set_defaults(run=_run_engine)
+
+
+def _load_policy(args: argparse.Namespace) -> Any:
+    from .llm.engine import Script, demo_policy, echo
+    if args.script:
+        with open(args.script, encoding="utf-8") as f:
+            turns = json.load(f)
+        if not isinstance(turns, list):
+            raise SystemExit(f"--script {args.script}: expected a JSON list of replies, "
+                             f"got {type(turns).__name__}")
+        return Script(turns, loop=args.loop)
+    if args.policy in ("demo", "echo"):
+        return demo_policy if args.policy == "demo" else echo
+    module, _, attr = args.policy.partition(":")
+    if not module or not attr:
+        raise SystemExit(f"--policy {args.policy!r}: use 'demo', 'echo' or module:callable")
+    policy = getattr(importlib.import_module(module), attr, None)
+    if not callable(policy):
+        raise SystemExit(f"--policy {args.policy!r}: {attr!r} in {module!r} is not a callable")
+    return policy
+
+
+def _run_engine(args: argparse.Namespace) -> int:
+    from .llm.engine import Engine, Faults
+    engine = Engine(_load_policy(args), tokens_per_second=args.tokens_per_second,
+                    chunk_size=args.chunk_size, ttft=args.ttft,
+                    faults=Faults(fail_first=args.fail_first, status=args.status,
+                                  cut_after=args.cut_after),
+                    tool_call_format=args.tool_call_format, model=args.model, host=args.host,
+                    port=args.port, api_key=args.api_key)
+    base_url = engine.start()
+    print(f"lazystream engine (scripted, not a model) serving at {base_url}", flush=True)
+    try:
+        engine.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [_add_engine]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m lazystream",
+                                     description="lazystream command line")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(sub)
+    args = parser.parse_args(argv)
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

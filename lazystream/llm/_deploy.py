@@ -1,0 +1,294 @@
+"""Local inference servers for ``TrainableModule``: commands, readiness, clean shutdown.
+
+A deployment is either the bundled engine (in-process, a thread) or a server process
+started from a command on a free port. Processes run in their own process group, so
+``stop()`` ends the server and everything it spawned; a registry of live deployments
+(the one piece of process-wide state here) is stopped at interpreter exit.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import weakref
+from collections.abc import Sequence
+
+from .engine import Engine
+from .errors import DeployError, LLMConfigError
+
+__all__ = ["Deployment", "EngineDeployment", "ProcessDeployment", "deployment_for", "KNOWN"]
+
+log = logging.getLogger("lazystream.llm")
+
+# The documented serve command of each inference server; {model} and {port} are filled in.
+KNOWN: dict[str, tuple[str, list[str]]] = {
+    "vllm": ("vllm", ["vllm", "serve", "{model}", "--host", "127.0.0.1", "--port", "{port}"]),
+    "llamacpp": ("llama-server", ["llama-server", "{model_flag}", "{model}", "--jinja",
+                                  "--host", "127.0.0.1", "--port", "{port}"]),
+    "ollama": ("ollama", ["ollama", "serve"]),
+}
+_READY_TIMEOUT = {"engine": 10.0, "template": 120.0, "vllm": 900.0, "llamacpp": 900.0,
+                  "ollama": 900.0}
+_LAST_LINES = 40
+# deploy="engine" stands in for a model: it streams at a fast model's pace, so a reader
+# polling the queue sees the tokens arrive one by one, as the seed shows.
+ENGINE_TOKENS_PER_SECOND = 200.0
+_live: "weakref.WeakSet[Deployment]" = weakref.WeakSet()
+
+
+class Deployment:
+    """A running OpenAI-compatible server: ``base_url``, ``model``; ``stop()`` ends it."""
+
+    base_url: str
+    model: str
+    kind: str
+
+    def start(self, ready_timeout: float | None) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class EngineDeployment(Deployment):
+    """The bundled scripted engine, served from a thread of this process."""
+
+    kind = "engine"
+
+    def __init__(self, engine: Engine, model: str) -> None:
+        self.engine = engine
+        self.model = model
+
+    def start(self, ready_timeout: float | None) -> None:
+        self.base_url = self.engine.start()
+        _live.add(self)
+
+    def stop(self) -> None:
+        self.engine.stop()
+        _live.discard(self)
+
+
+class ProcessDeployment(Deployment):
+    """A server process started from ``args`` (placeholders already filled in)."""
+
+    def __init__(self, kind: str, args: list[str], port: int, model: str,
+                 env: dict[str, str] | None = None) -> None:
+        self.kind = kind
+        self.args = args
+        self.port = port
+        self.model = model
+        self.env = env
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.proc: subprocess.Popen[str] | None = None
+        self.lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
+        self._reader: threading.Thread | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, ready_timeout: float | None) -> None:
+        """Start the process and wait until ``/v1/models`` answers 200.
+
+        Raises ``LLMConfigError`` if the command is not installed and ``DeployError`` if the
+        process exits or is not ready within ``ready_timeout`` (its last output included).
+        """
+        env = dict(os.environ, **(self.env or {}))
+        try:
+            self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, text=True, errors="replace",
+                                         bufsize=1, start_new_session=True, env=env)
+        except FileNotFoundError as e:
+            raise LLMConfigError(f"deploy {self.kind!r}: command {self.args[0]!r} not found on PATH "
+                                 f"({shlex.join(self.args)}); install it or use deploy='engine'") from e
+        _live.add(self)
+        log.info("deploy %s: started pid %d: %s", self.kind, self.proc.pid, shlex.join(self.args))
+        self._reader = threading.Thread(target=self._read_output, daemon=True,
+                                        name=f"lazystream-deploy:{self.port}")
+        self._reader.start()
+        timeout = _READY_TIMEOUT.get(self.kind, _READY_TIMEOUT["template"]) if ready_timeout is None \
+            else ready_timeout
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read_output(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            log.debug("deploy %s[%d]: %s", self.kind, self.proc.pid, line)
+
+    def _last_output(self) -> str:
+        if self._reader is not None and self.proc is not None and self.proc.poll() is not None:
+            self._reader.join(1.0)   # the process is gone: let the reader drain its pipe
+        lines = list(self.lines)
+        return "\n".join(f"  | {line}" for line in lines) if lines else "  | (no output)"
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        url = f"{self.base_url}/models"
+        delay = 0.02
+        who = f"deploy {self.kind!r} (pid {self.proc.pid})"
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                raise DeployError(f"{who}: the server exited with code {code} before it was ready "
+                                  f"({shlex.join(self.args)}); last output:\n{self._last_output()}")
+            if _answers(url):
+                log.info("deploy %s: ready at %s", self.kind, self.base_url)
+                return
+            if time.monotonic() >= deadline:
+                raise DeployError(f"{who}: {url} did not answer within {timeout:g} s "
+                                  f"({shlex.join(self.args)}); pass ready_timeout= to wait longer; "
+                                  f"last output:\n{self._last_output()}")
+            # Polling an external process: there is nothing to wait on but its port.
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def stop(self) -> None:
+        """Terminate the server's whole process group (SIGTERM, then SIGKILL). Idempotent."""
+        proc, self.proc = self.proc, None
+        _live.discard(self)
+        if proc is None:
+            return
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break   # the group is empty
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                continue
+            if not _group_alive(proc.pid):
+                break
+        else:
+            log.warning("deploy %s: process group %d survived SIGKILL", self.kind, proc.pid)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        log.info("deploy %s: stopped pid %d", self.kind, proc.pid)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False   # not listening yet
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fill(args: Sequence[str], values: dict[str, str]) -> list[str]:
+    out = []
+    for arg in args:
+        for key, value in values.items():
+            arg = arg.replace("{" + key + "}", value)
+        out.append(arg)
+    return out
+
+
+def detect() -> str:
+    """The deploy to use when none is given: the first installed server, else the engine."""
+    for kind, (exe, _) in KNOWN.items():
+        if shutil.which(exe):
+            return kind
+    return "engine"
+
+
+def deployment_for(deploy: object, model: str, tool_call_format: str | None) -> Deployment:
+    """Build (not start) the deployment ``deploy`` describes for ``model``.
+
+    Raises ``LLMConfigError`` for an unknown deploy or a template without ``{port}``.
+    """
+    if deploy is None:
+        deploy = detect()
+        if deploy == "engine":
+            log.warning("TrainableModule(%r): no inference server (vllm, llama-server, ollama) on "
+                        "PATH; deploying the bundled scripted engine, which is not a model", model)
+    if isinstance(deploy, Engine):
+        return EngineDeployment(deploy, model or deploy.model)
+    if deploy == "engine":
+        engine = Engine(model=model or "lazystream-engine", tool_call_format=tool_call_format,
+                        tokens_per_second=ENGINE_TOKENS_PER_SECOND)
+        return EngineDeployment(engine, model or "lazystream-engine")
+    if isinstance(deploy, str) and deploy in KNOWN:
+        if not model:
+            raise LLMConfigError(f"deploy={deploy!r} needs a base_model to serve")
+        port = free_port()
+        model_flag = "-m" if model.endswith(".gguf") or os.path.exists(model) else "-hf"
+        args = _fill(KNOWN[deploy][1], {"model": model, "port": str(port), "model_flag": model_flag})
+        env = {"OLLAMA_HOST": f"127.0.0.1:{port}"} if deploy == "ollama" else None
+        return (_OllamaDeployment if deploy == "ollama" else ProcessDeployment)(
+            deploy, args, port, model, env)
+    if isinstance(deploy, (list, tuple)) and all(isinstance(a, str) for a in deploy) and deploy:
+        template = list(deploy)
+    elif isinstance(deploy, str) and (" " in deploy.strip() or "{port}" in deploy):
+        template = shlex.split(deploy)
+    else:
+        raise LLMConfigError(f"TrainableModule: unknown deploy {deploy!r}; use 'engine', 'vllm', "
+                             f"'llamacpp', 'ollama', an Engine(...), or a command template with "
+                             f"{{port}} such as 'python my_server.py --port {{port}}'")
+    if not any("{port}" in a for a in template):
+        raise LLMConfigError(f"TrainableModule: deploy command {shlex.join(template)!r} has no {{port}} "
+                             f"placeholder; the server must listen on the port lazystream picks, "
+                             f"e.g. 'python my_server.py --port {{port}}'")
+    port = free_port()
+    args = _fill(template, {"port": str(port), "model": model, "host": "127.0.0.1",
+                            "python": sys.executable})
+    return ProcessDeployment("template", args, port, model)
+
+
+class _OllamaDeployment(ProcessDeployment):
+    """``ollama serve`` on its own port, then the model pulled if it is not there yet."""
+
+    def start(self, ready_timeout: float | None) -> None:
+        super().start(ready_timeout)
+        root = self.base_url[: -len("/v1")]
+        body = json.dumps({"model": self.model, "stream": False}).encode()
+        request = urllib.request.Request(f"{root}/api/pull", method="POST", data=body,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=ready_timeout or _READY_TIMEOUT["ollama"]):
+                pass
+        except (urllib.error.URLError, OSError) as e:
+            self.stop()
+            raise DeployError(f"deploy 'ollama': pulling {self.model!r} failed: {e}; last output:\n"
+                              f"{self._last_output()}") from e
+
+
+@atexit.register
+def _stop_all() -> None:
+    for deployment in list(_live):
+        deployment.stop()

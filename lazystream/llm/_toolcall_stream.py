@@ -1,0 +1,75 @@
+"""Assemble streamed OpenAI tool-call deltas into complete calls.
+
+The first delta of a call carries its ``id`` and ``name`` (a name may also arrive in
+pieces), later deltas carry argument fragments, which are concatenated. Calls are keyed
+by ``index``; several may share one chunk. Some providers send every parallel call with
+index 0: a delta whose ``id`` differs from the current call's, or that names a call whose
+arguments have already started, starts a new call.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+__all__ = ["ToolCallAssembler"]
+
+
+def _get(obj: Any, key: str) -> Any:
+    """Field of an SDK delta object or of a plain dict."""
+    if obj is None:
+        return None
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+class _Call:
+    __slots__ = ("id", "name", "args")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name = ""
+        self.args: list[str] = []
+
+
+class ToolCallAssembler:
+    """Feed it each chunk's ``delta.tool_calls``; ``calls()`` returns the finished calls."""
+
+    def __init__(self) -> None:
+        self._calls: list[_Call] = []
+        self._by_index: dict[Any, _Call] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def feed(self, deltas: Any) -> None:
+        """Add one chunk's tool-call deltas (SDK objects or dicts)."""
+        for delta in deltas or ():
+            index = _get(delta, "index")
+            call_id = _get(delta, "id")
+            fn = _get(delta, "function")
+            name = _get(fn, "name")
+            args = _get(fn, "arguments")
+            call = self._by_index.get(index) if index is not None else (
+                self._calls[-1] if self._calls else None)
+            if call is None or (call_id and call.id and call_id != call.id) or (
+                    name and not call_id and call.name and "".join(call.args).strip()):
+                call = _Call()
+                self._calls.append(call)
+                self._by_index[index] = call
+            if call_id and not call.id:
+                call.id = call_id
+            if name and not (call_id and call_id == call.id and name == call.name):
+                call.name += name
+            if args:
+                call.args.append(args)
+
+    def calls(self) -> list[dict[str, Any]]:
+        """The calls in OpenAI message format, in order; calls without an id get one."""
+        out = []
+        for call in self._calls:
+            if call.id is None:
+                call.id = f"call_{uuid.uuid4().hex[:24]}"
+            out.append({"id": call.id, "type": "function",
+                        "function": {"name": call.name, "arguments": "".join(call.args)}})
+        return out

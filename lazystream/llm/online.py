@@ -1,0 +1,317 @@
+"""``OnlineChatModule``: a chat model behind any OpenAI-compatible API, as a module.
+
+It talks through the official ``openai`` SDK (one client per module), so it works with
+OpenAI and with vLLM, llama.cpp's server, Ollama, the bundled engine… With
+``stream=True`` every content delta is written to the caller's session as a ``text``
+event as it arrives (``FileSystemQueue().dequeue()`` returns the pieces in order),
+reasoning deltas as ``think`` events, each assembled tool call as a ``tool_call`` event,
+and the usage as a ``usage`` event. With ``stream=False`` nothing is written anywhere.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import openai
+
+from ..executor import report_error
+from ..module import ModuleBase
+from ._rawtext_parser import RawToolCallParser
+from ._tool_reply import reply_trace_text
+from ._toolcall_stream import ToolCallAssembler
+from .engine.rawtext import get_format
+from .errors import LLMConfigError, LLMError, LLMStreamError, LLMTimeoutError
+
+__all__ = ["OnlineChatModule"]
+
+_DEFAULT_TIMEOUT = 120.0
+_MAX_RETRY_DELAY = 30.0
+
+
+class _Incomplete(Exception):
+    """The stream ended without a finish reason (the connection closed early)."""
+
+
+class OnlineChatModule(ModuleBase):
+    """A chat model over an OpenAI-compatible API.
+
+    ``model``, ``base_url`` and ``api_key`` fall back to ``LAZYSTREAM_MODEL``,
+    ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY``. ``system_prompt`` is prepended unless the
+    messages start with a system message. ``max_retries``: retries of a connection error,
+    5xx or 429 that happens before the first token, with exponential backoff from
+    ``retry_backoff`` seconds (or the server's ``Retry-After``). ``timeout``: seconds to
+    wait for the server to answer or send the next chunk. ``tool_call_format``:
+    ``"internlm2"``/``"qwen"`` to parse tool calls a raw-text model writes in its text.
+    Other keyword arguments (``temperature``, ``max_tokens``, …) go to every request.
+
+    Calling it with a string (the user message) or a list of OpenAI messages, and
+    optionally ``tools=[…]``, returns the assistant text, or — when the model called
+    tools — the assistant message dict ``{"role", "content", "tool_calls"}``.
+    Raises ``LLMConfigError`` at construction for missing settings, and ``LLMError``
+    (``LLMTimeoutError``, ``LLMStreamError``) when a request fails.
+    """
+
+    def __init__(self, model: str | None = None, base_url: str | None = None,
+                 api_key: str | None = None, stream: bool = False, return_trace: bool = False,
+                 system_prompt: str | None = None, max_retries: int = 2,
+                 timeout: float | None = _DEFAULT_TIMEOUT, *, tool_call_format: str | None = None,
+                 retry_backoff: float = 0.5, name: str | None = None, **params: Any) -> None:
+        super().__init__(return_trace=return_trace, name=name)
+        model = model or os.environ.get("LAZYSTREAM_MODEL")
+        if not model:
+            raise LLMConfigError(f"{type(self).__name__}: no model given; pass model='…' or set "
+                                 f"LAZYSTREAM_MODEL (e.g. LAZYSTREAM_MODEL=gpt-4o-mini)")
+        api_key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not api_key:
+            raise LLMConfigError(f"{type(self).__name__}({model!r}): no API key; pass api_key='…' "
+                                 f"or set OPENAI_API_KEY (any non-empty string for local servers; "
+                                 f"the server URL comes from base_url= or OPENAI_BASE_URL)")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise LLMConfigError(f"{type(self).__name__}: max_retries must be an int >= 0, "
+                                 f"got {max_retries!r}")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise LLMConfigError(f"{type(self).__name__}: timeout must be seconds > 0 or None, "
+                                 f"got {timeout!r}")
+        if not isinstance(retry_backoff, (int, float)) or retry_backoff < 0:
+            raise LLMConfigError(f"{type(self).__name__}: retry_backoff must be seconds >= 0, "
+                                 f"got {retry_backoff!r}")
+        if not isinstance(system_prompt, (str, type(None))):
+            raise LLMConfigError(f"{type(self).__name__}: system_prompt must be a str, "
+                                 f"got {system_prompt!r}")
+        if "messages" in params or "stream_options" in params:
+            raise LLMConfigError(f"{type(self).__name__}: pass messages as the call's input and "
+                                 f"leave stream_options to the module, got {sorted(params)}")
+        self._tool_call_format = get_format(tool_call_format) if tool_call_format else None
+        self._model = model
+        self._stream = bool(stream)
+        self._system_prompt = system_prompt
+        self._max_retries = max_retries
+        self._timeout = timeout
+        self._retry_backoff = float(retry_backoff)
+        self._params = params
+        # The SDK's own retries are off: ours know whether a token was already streamed.
+        self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout,
+                                     max_retries=0)
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    @property
+    def base_url(self) -> str:
+        return str(self._client.base_url)
+
+    @property
+    def stream(self) -> bool:
+        return self._stream
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} model={self._model!r} base_url={self.base_url!r}>"
+
+    # -- the call ----------------------------------------------------------------------
+    def forward(self, input: str | list[dict[str, Any]] | dict[str, Any], *,  # noqa: A002
+                tools: list[dict[str, Any]] | None = None, **params: Any) -> str | dict[str, Any]:
+        """Send ``input`` (and ``tools``); return the text or the tool-call message.
+
+        ``params`` override the module's request parameters for this call.
+        """
+        request = {"model": self._model, "messages": self._messages(input)}
+        if self._params:
+            request.update(self._params)
+        if params:
+            request.update(params)
+        if tools:
+            if not isinstance(tools, (list, tuple)) or not all(isinstance(t, dict) for t in tools):
+                raise LLMConfigError(f"{self.name}: tools must be a list of OpenAI tool schemas "
+                                     f"(dicts), got {str(tools)[:80]!r}")
+            request["tools"] = list(tools)
+        if self._stream:
+            return self._streamed(request)
+        return self._complete(request)
+
+    def _messages(self, input: Any) -> list[dict[str, Any]]:  # noqa: A002
+        if isinstance(input, str):
+            messages = [{"role": "user", "content": input}]
+        elif isinstance(input, dict) and "role" in input:
+            messages = [input]
+        elif isinstance(input, (list, tuple)) and all(isinstance(m, dict) and "role" in m
+                                                      for m in input):
+            messages = list(input)
+        else:
+            raise LLMConfigError(f"{self.name}: input must be a str or a list of OpenAI messages "
+                                 f"({{'role': …, 'content': …}}), got {type(input).__name__} "
+                                 f"{str(input)[:80]!r}")
+        if self._system_prompt and (not messages or messages[0].get("role") != "system"):
+            messages.insert(0, {"role": "system", "content": self._system_prompt})
+        return messages
+
+    def _complete(self, request: dict[str, Any]) -> str | dict[str, Any]:
+        """The non-streaming call: the SDK call plus retries; writes nothing."""
+        attempt = 0
+        while True:
+            try:
+                response = self._client.chat.completions.create(**request)
+                break
+            except openai.APIError as e:
+                attempt = self._retry_or_raise(e, attempt)
+        if not response.choices:
+            raise LLMError(f"{self.name}: {self.base_url} answered with no choices "
+                           f"(model {self._model!r}): {str(response)[:200]}")
+        message = response.choices[0].message
+        content = message.content or ""
+        calls = [c.model_dump(include={"id", "type", "function"}) for c in message.tool_calls or ()]
+        if self._tool_call_format is not None:
+            parser = RawToolCallParser(self._tool_call_format)
+            content = parser.feed(content) + parser.finish()
+            calls += parser.calls
+        if calls:
+            return {"role": "assistant", "content": content, "tool_calls": calls}
+        return content
+
+    def _streamed(self, request: dict[str, Any]) -> str | dict[str, Any]:
+        """The streaming call: writes text/think/tool_call/usage events as they arrive."""
+        request["stream"] = True
+        request["stream_options"] = {"include_usage": True}
+        attempt = 0
+        while True:
+            state = _StreamState(self._tool_call_format)
+            try:
+                self._run_stream(request, state)
+                break
+            except (openai.APIError, _Incomplete) as e:
+                partial = "".join(state.text)
+                if state.streamed and not isinstance(e, openai.APITimeoutError):
+                    raise self._report(LLMStreamError(
+                        f"{self.name}: the stream from {self.base_url} broke after "
+                        f"{len(partial)} characters were streamed ({_describe(e)}); the partial "
+                        f"text stays in the stream and is not retried",
+                        status_code=getattr(e, "status_code", None), partial_text=partial), e) from e
+                try:
+                    attempt = self._retry_or_raise(e, attempt, partial)
+                except LLMError as final:
+                    raise self._report(final, e) from e
+        return state.result()
+
+    def _run_stream(self, request: dict[str, Any], state: "_StreamState") -> None:
+        stream = self._client.chat.completions.create(**request)
+        emit_text, emit = self.stream_output, self.emit
+        parser = state.parser
+        text, assembler = state.text, state.assembler
+        finished = False
+        with stream:
+            for chunk in stream:
+                usage = chunk.usage
+                if usage is not None:
+                    state.usage = usage
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                delta = choice.delta
+                extra = delta.model_extra
+                if extra:
+                    reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+                    if reasoning:
+                        state.streamed = True
+                        emit("think", reasoning)
+                content = delta.content
+                if content:
+                    state.streamed = True
+                    if parser is not None:
+                        content = parser.feed(content)
+                    if content:
+                        text.append(content)
+                        emit_text(content)
+                if delta.tool_calls:
+                    state.streamed = True
+                    assembler.feed(delta.tool_calls)
+                if choice.finish_reason:
+                    finished = True
+        if not finished:
+            raise _Incomplete("the server closed the stream without a finish_reason")
+        if parser is not None:
+            rest = parser.finish()
+            if rest:
+                text.append(rest)
+                emit_text(rest)
+        for call in state.calls():
+            fn = call["function"]
+            emit("tool_call", {"id": call["id"], "name": fn["name"], "arguments": fn["arguments"]})
+        if state.usage is not None:
+            u = state.usage
+            emit("usage", {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                           "total_tokens": u.total_tokens})
+
+    # -- faults ------------------------------------------------------------------------
+    def _retry_or_raise(self, error: BaseException, attempt: int, partial: str = "") -> int:
+        """Sleep and return the next attempt number, or raise the final ``LLMError``."""
+        status = getattr(error, "status_code", None)
+        if isinstance(error, openai.APITimeoutError):
+            raise LLMTimeoutError(
+                f"{self.name}: no data from {self.base_url} within timeout={self._timeout} s "
+                f"(model {self._model!r}); raise timeout= or check the server",
+                partial_text=partial) from error
+        retryable = (isinstance(error, (openai.APIConnectionError, _Incomplete))
+                     or (status is not None and (status >= 500 or status == 429)))
+        if not retryable or attempt >= self._max_retries:
+            tries = f" after {attempt + 1} attempts" if retryable and attempt else ""
+            raise LLMError(f"{self.name}: request to {self.base_url} (model {self._model!r}) "
+                           f"failed{tries}: {_describe(error)}", status_code=status,
+                           partial_text=partial) from error
+        delay = self._retry_backoff * (2 ** attempt)
+        response = getattr(error, "response", None)
+        retry_after = response.headers.get("retry-after") if response is not None else None
+        if retry_after:
+            try:
+                delay = max(delay, float(retry_after))
+            except ValueError:
+                pass  # an HTTP-date: keep our own backoff
+        time.sleep(min(delay, _MAX_RETRY_DELAY))
+        return attempt + 1
+
+    def _report(self, error: LLMError, cause: BaseException) -> LLMError:
+        """Write ``error`` as an ``error`` event (once: executors will not repeat it)."""
+        error.__cause__ = cause
+        report_error(error)
+        return error
+
+    def _trace_text(self, output: Any) -> str:
+        return reply_trace_text(output)
+
+
+class _StreamState:
+    """What one streaming attempt has received so far."""
+
+    __slots__ = ("text", "assembler", "parser", "usage", "streamed")
+
+    def __init__(self, tool_call_format: Any) -> None:
+        self.text: list[str] = []
+        self.assembler = ToolCallAssembler()
+        self.parser = RawToolCallParser(tool_call_format) if tool_call_format is not None else None
+        self.usage: Any = None
+        self.streamed = False
+
+    def calls(self) -> list[dict[str, Any]]:
+        calls = self.assembler.calls() if self.assembler else []
+        if self.parser is not None:
+            calls += self.parser.calls
+        return calls
+
+    def result(self) -> str | dict[str, Any]:
+        content = "".join(self.text)
+        calls = self.calls()
+        if calls:
+            return {"role": "assistant", "content": content, "tool_calls": calls}
+        return content
+
+
+def _describe(error: BaseException) -> str:
+    status = getattr(error, "status_code", None)
+    body = getattr(error, "body", None)
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(error, openai.APIConnectionError) and error.__cause__ is not None:
+        message = f"{error.message} ({type(error.__cause__).__name__}: {error.__cause__})"
+    text = message or str(error) or type(error).__name__
+    return f"HTTP {status}: {text}" if status else text
+

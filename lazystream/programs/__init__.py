@@ -1,0 +1,16 @@
+"""Programs: signatures, predictors, modules, tools, the LM and its settings (DSPy's model).
+
+``import lazystream as dspy`` gives these names at the top level; see ``docs/programs.md``.
+"""
+from .adapters import Adapter, AdapterParseError, ChatAdapter, JSONAdapter
+from .lm import LM
+from .module import Module
+from .predict import ChainOfThought, Predict
+from .prediction import Prediction
+from .settings import configure, settings
+from .signature import InputField, OutputField, Signature
+from .tool import Tool
+
+__all__ = ["Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought",
+           "Module", "Tool", "LM", "configure", "settings", "Adapter", "ChatAdapter",
+           "JSONAdapter", "AdapterParseError"]

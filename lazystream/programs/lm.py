@@ -1,0 +1,153 @@
+"""``LM``: a chat model behind the official ``openai`` SDK, with a response cache.
+
+Configuration, first match wins:
+
+* model — the ``model`` argument; a litellm-style provider prefix for an OpenAI-compatible
+  API (``openai/``, ``hosted_vllm/``, ``ollama_chat/``, …) is stripped:
+  ``LM("openai/gpt-4o-mini")`` asks for ``gpt-4o-mini``;
+* endpoint — ``api_base=`` / ``base_url=``, else ``OPENAI_BASE_URL`` (or ``OPENAI_API_BASE``),
+  else the OpenAI API;
+* key — ``api_key=``, else ``OPENAI_API_KEY``; a custom endpoint without a key gets the
+  placeholder ``"unused"`` (local OpenAI-compatible servers ignore it).
+
+The environment is read at the first call, not at construction, so a program may build
+its LM before it knows where the model runs. To run the DSPy examples with no OpenAI key,
+start the bundled engine and export ``OPENAI_BASE_URL`` (see ``docs/programs.md``).
+
+Inside ``streamify``, when a listener wants the calling predictor, the reply is streamed
+and each content delta is written as a ``text`` event (see ``lazystream.programs._run``);
+otherwise one non-streaming request is made. A cache hit makes no request and writes no
+tokens.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ..module import ModuleBase
+from ..queue import emit
+from . import cache as _cache
+from ._run import StreamRun, check_cancelled, token_run
+
+__all__ = ["LM"]
+
+_PROVIDERS = {"openai", "hosted_vllm", "vllm", "ollama", "ollama_chat", "lm_studio",
+              "openrouter", "together_ai", "deepseek", "groq", "fireworks_ai", "text-completion-openai"}
+
+
+class LM(ModuleBase):
+    """A chat LM called through ``openai.OpenAI``; ``lm(prompt)`` or ``lm(messages=[...])``.
+
+    Returns a list with the reply text. Raises ``ValueError`` when no API key can be found,
+    and the ``openai`` SDK's exceptions (``APIConnectionError``, ``APIStatusError``, …) as
+    they are.
+    """
+
+    def __init__(self, model: str, api_base: str | None = None, *, base_url: str | None = None,
+                 api_key: str | None = None, cache: bool = True, temperature: float | None = None,
+                 max_tokens: int | None = None, num_retries: int = 2,
+                 timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__()
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError(f"LM: model must be a non-empty string like 'openai/gpt-4o-mini', "
+                             f"got {model!r}")
+        if api_base is not None and base_url is not None and api_base != base_url:
+            raise ValueError(f"LM: api_base={api_base!r} and base_url={base_url!r} disagree; "
+                             "pass one of them")
+        self.model = model
+        self.model_name = _strip_provider(model)
+        self.api_base = api_base or base_url
+        self.api_key = api_key
+        self.cache = bool(cache)
+        self.num_retries = num_retries
+        self.timeout = timeout
+        self.kwargs = {k: v for k, v in
+                       {"temperature": temperature, "max_tokens": max_tokens, **kwargs}.items()
+                       if v is not None}
+        self._client_obj: Any = None
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"LM({self.model!r})"
+
+    def forward(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None,
+                **kwargs: Any) -> list[str]:
+        """Return ``[reply text]`` for ``prompt`` or ``messages`` (extra kwargs: request params)."""
+        if messages is None:
+            if not isinstance(prompt, str):
+                raise TypeError(f"LM: pass a prompt string or messages=[...], got {prompt!r}")
+            messages = [{"role": "user", "content": prompt}]
+        params = {**self.kwargs, **{k: v for k, v in kwargs.items() if v is not None}}
+        client = self._client()
+        cache_key = None
+        if self.cache:
+            cache_key = _cache.key({"model": self.model_name, "endpoint": str(client.base_url),
+                                    "messages": messages, "params": params})
+            hit = _cache.get(cache_key)
+            if hit is not None:
+                return [hit]
+        run = token_run.get()
+        if run is not None:
+            text = self._stream(client, messages, params, run)
+        else:
+            response = client.chat.completions.create(model=self.model_name, messages=messages,
+                                                      **params)
+            text = response.choices[0].message.content or ""
+        if cache_key is not None:
+            _cache.put(cache_key, text)
+        return [text]
+
+    def _stream(self, client: Any, messages: list[dict[str, Any]], params: dict[str, Any],
+                run: StreamRun) -> str:
+        check_cancelled(run)
+        stream = client.chat.completions.create(
+            model=self.model_name, messages=messages, stream=True,
+            stream_options={"include_usage": True}, **params)
+        parts: list[str] = []
+        cancelled = run.cancelled
+        try:
+            for chunk in stream:
+                if cancelled.is_set():
+                    break
+                if chunk.usage is not None:
+                    emit("usage", {"prompt_tokens": chunk.usage.prompt_tokens,
+                                   "completion_tokens": chunk.usage.completion_tokens,
+                                   "total_tokens": chunk.usage.total_tokens})
+                if not chunk.choices:
+                    continue
+                delta = chunk.choices[0].delta.content
+                if delta:
+                    parts.append(delta)
+                    emit("text", delta)
+        finally:
+            stream.close()  # also on cancel: the model server sees the connection close
+        check_cancelled(run)
+        return "".join(parts)
+
+    def _client(self) -> Any:
+        client = self._client_obj
+        if client is not None:
+            return client
+        with self._client_lock:
+            if self._client_obj is None:
+                import openai  # the SDK is heavy; import it when a model is first called
+                base_url = (self.api_base or os.environ.get("OPENAI_BASE_URL")
+                            or os.environ.get("OPENAI_API_BASE") or None)
+                key = self.api_key or os.environ.get("OPENAI_API_KEY")
+                if not key:
+                    if base_url is None:
+                        raise ValueError(
+                            f"LM({self.model!r}): no API key. Pass api_key=..., or set "
+                            "OPENAI_API_KEY; for an OpenAI-compatible server (or the bundled "
+                            "engine) set OPENAI_BASE_URL or pass api_base=")
+                    key = "unused"
+                extra = {"timeout": self.timeout} if self.timeout is not None else {}
+                self._client_obj = openai.OpenAI(api_key=key, base_url=base_url,
+                                                 max_retries=self.num_retries, **extra)
+            return self._client_obj
+
+
+def _strip_provider(model: str) -> str:
+    provider, sep, rest = model.partition("/")
+    return rest if sep and provider in _PROVIDERS and rest else model

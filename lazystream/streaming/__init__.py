@@ -1,0 +1,13 @@
+"""Streaming of programs (DSPy's model): ``streamify`` with listeners and status messages.
+
+``import lazystream as dspy`` → ``dspy.streamify``, ``dspy.streaming.StreamListener``,
+``dspy.streaming.StatusMessageProvider``, … See ``docs/streaming.md``.
+"""
+from .listener import StreamListener
+from .messages import StatusMessage, StreamResponse
+from .sse import streaming_response
+from .status import StatusMessageProvider
+from .streamify import streamify
+
+__all__ = ["streamify", "StreamListener", "StreamResponse", "StatusMessage",
+           "StatusMessageProvider", "streaming_response"]

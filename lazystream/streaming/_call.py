@@ -1,0 +1,181 @@
+"""One streamify call: the producer that runs the program, and the reader that turns the
+session's events into ``StreamResponse`` / ``StatusMessage`` / the final output.
+
+The sync and the async generator both drive ``StreamCall.pump``; they differ only in how
+they wait (the async one waits in a reader thread), so both yield the same items in the
+same order.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import contextvars
+import threading
+import uuid
+from typing import Any
+
+from ..events import TERMINAL, Event
+from ..executor import ThreadPoolExecutor
+from ..module import callbacks
+from ..programs import Prediction
+from ..programs._run import StreamRun, current_run, token_run
+from ..programs.adapters import Adapter
+from ..programs.adapters.base import FieldScanner
+from ..queue import emit, read_session
+from ..session import session
+from .listener import Target
+from .messages import StatusMessage, StreamResponse
+from .status import StatusMessageProvider, _StatusHooks
+
+__all__ = ["StreamCall"]
+
+_RESULT_WAIT = 60.0   # the producer returns right after writing `end`; this is a safety net
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _producers() -> ThreadPoolExecutor:
+    """The process's pool for streamify producers (threads are made on demand)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lazystream-streamify")
+        return _pool
+
+
+class _Field:
+    """The state of one listened field in one LM call."""
+
+    __slots__ = ("target", "scanner")
+
+    def __init__(self, target: Target, scanner: FieldScanner) -> None:
+        self.target = target
+        self.scanner = scanner
+
+
+class StreamCall:
+    """Runs ``program(*args, **kwargs)`` in a fresh session and reads its events back.
+
+    The program runs in a copy of the context the streamified program was *called* in
+    (settings overrides, callbacks), even if the stream is first read elsewhere.
+    """
+
+    def __init__(self, program: Any, args: tuple, kwargs: dict, targets: list[Target],
+                 names: dict[int, str], provider: StatusMessageProvider,
+                 include_final: bool) -> None:
+        self.program, self.args, self.kwargs = program, args, kwargs
+        self.targets = targets
+        self.provider = provider
+        self.include_final = include_final
+        self.context = contextvars.copy_context()
+        self.sid = f"streamify-{uuid.uuid4().hex}"
+        self.run = StreamRun(names, {t.key for t in targets})
+        self.done = False
+        self._future: concurrent.futures.Future | None = None
+        self._after = 0
+        self._calls: dict[str, list[_Field]] = {}
+        self._used: set[int] = set()          # targets without allow_reuse already streamed
+        self._streamed = False
+        self._ended = False                   # the session's end event was read
+
+    # ---- producer ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Submit the program to the producer pool (once)."""
+        if self._future is None:
+            self._future = self.context.run(_producers().submit, self._produce)
+
+    def _produce(self) -> Any:
+        current_run.set(self.run)   # this worker's context is a copy: nothing leaks out
+        token_run.set(None)
+        with session(self.sid), callbacks(_StatusHooks(self.provider)):
+            result = self.program(*self.args, **self.kwargs)
+            if isinstance(result, Prediction):
+                emit("prediction", result.toDict(), lenient=True)
+        return result
+
+    def cancel(self) -> None:
+        """Tell the producer to stop at its next token (the reader went away)."""
+        if not self.done:
+            self.run.cancelled.set()
+            self.done = True
+
+    # ---- reader ------------------------------------------------------------------------
+    def pump(self, timeout: float) -> list[Any]:
+        """Wait up to ``timeout`` s for events; return the items they make (maybe none).
+
+        Sets ``done`` after the last item. Raises the program's exception, unwrapped.
+        """
+        assert self._future is not None, "start() first"
+        if self._ended:
+            # The items before the end event went out first; now the result (or its error).
+            return self._final()
+        events = read_session(self.sid, self._after, timeout=timeout)
+        if not events and self._future.done():
+            events = read_session(self.sid, self._after)
+            if not events:  # the producer failed before its session began
+                self.done = True
+                self._future.result()
+                raise RuntimeError(f"streamify: the program of session {self.sid} ended "
+                                   "without writing its end event")
+        out: list[Any] = []
+        for event in events:
+            self._after = event.seq
+            if event.kind == TERMINAL:
+                self._ended = True
+                return out or self._final()
+            self._handle(event, out)
+        return out
+
+    def _handle(self, event: Event, out: list[Any]) -> None:
+        kind = event.kind
+        if kind == "text":
+            if self._calls:
+                for element in reversed(event.ns):
+                    fields = self._calls.get(element)
+                    if fields is not None:
+                        self._feed(fields, event.data, out)
+                        break
+        elif kind == "status":
+            out.append(StatusMessage(event.data))
+        elif kind == "lm_start":
+            self._open(event.data)
+        elif kind == "lm_end":
+            fields = self._calls.pop(event.data["call"], None)
+            if fields and event.data.get("ok"):
+                self._release([(pos, f, chunk, last) for f in fields
+                               for pos, chunk, last in f.scanner.finish()], out)
+
+    def _open(self, data: dict[str, Any]) -> None:
+        fields = []
+        for i, target in enumerate(self.targets):
+            if target.key != data["predictor"] or target.field not in data["fields"]:
+                continue
+            if not target.allow_reuse:
+                if i in self._used:
+                    continue
+                self._used.add(i)
+            fields.append(_Field(target, Adapter.by_name(data["adapter"]).scanner(target.field)))
+        if fields:
+            self._calls[data["call"]] = fields
+
+    def _feed(self, fields: list[_Field], text: str, out: list[Any]) -> None:
+        self._release([(pos, f, chunk, last) for f in fields
+                       for pos, chunk, last in f.scanner.feed(text)], out)
+
+    def _release(self, released: list[tuple[int, _Field, str, bool]], out: list[Any]) -> None:
+        if len(released) > 1:
+            released.sort(key=lambda r: r[0])   # one token may end a field and begin the next
+        for _, f, chunk, last in released:
+            self._streamed = True
+            out.append(StreamResponse(f.target.label, f.target.field, chunk, last))
+
+    def _final(self) -> list[Any]:
+        self.done = True
+        assert self._future is not None
+        if not concurrent.futures.wait([self._future], timeout=_RESULT_WAIT).done:
+            raise RuntimeError(f"streamify: session {self.sid} ended but its program did not "
+                               f"return within {_RESULT_WAIT} s")
+        result = self._future.result()
+        if result is None or not (self.include_final or not self._streamed):
+            return []
+        return [result]

@@ -1,0 +1,107 @@
+"""``streamify``: run a program and stream its fields, status messages and final output.
+
+Each call of the streamified program:
+
+1. resolves nothing (listeners were resolved by ``streamify``), makes fresh per-call field
+   state, and submits the program to a ``lazystream.ThreadPoolExecutor`` inside a new
+   session (``streamify-<uuid>``);
+2. the program's LM calls write ``lm_start`` / ``text`` / ``lm_end`` events and its status
+   hooks write ``status`` events into that session (see ``lazystream.programs._run``);
+3. the generator reads the session with ``read_session`` (a blocking, notified read) and
+   yields ``StreamResponse``, ``StatusMessage`` and, last, the program's output.
+
+Leaving the generator early (``break``, ``aclose()``, garbage collection) cancels the run:
+the LM stops at its next token and closes its HTTP stream. The program's exception is
+raised to the caller as it is, in both modes.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import AsyncGenerator, Callable, Generator
+from typing import Any
+
+from .listener import StreamListener, resolve
+from .status import StatusMessageProvider
+from ._call import StreamCall
+
+__all__ = ["streamify"]
+
+_WAIT = 0.5   # how long one read blocks before the reader checks that the producer lives
+
+_readers_lock = threading.Lock()
+_readers: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _reader_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads the async generators wait in, so the event loop never blocks on a read.
+
+    A plain stdlib pool: a reader belongs to no session and must write no events.
+    """
+    global _readers
+    with _readers_lock:
+        if _readers is None:
+            _readers = concurrent.futures.ThreadPoolExecutor(
+                max_workers=64, thread_name_prefix="lazystream-reader")
+        return _readers
+
+
+def streamify(program: Callable[..., Any],
+              status_message_provider: StatusMessageProvider | None = None,
+              stream_listeners: list[StreamListener] | None = None,
+              include_final_prediction_in_output_stream: bool = True,
+              async_streaming: bool = True) -> Callable[..., Any]:
+    """Return a function that calls ``program`` and returns a stream of its output.
+
+    The stream is an async generator, or with ``async_streaming=False`` a generator. It
+    yields ``StreamResponse`` chunks of the listened fields, ``StatusMessage`` items from
+    ``status_message_provider`` (default: ``StatusMessageProvider()``), and the program's
+    output last (with ``include_final_prediction_in_output_stream=False``, only when no
+    field was streamed, e.g. on a cache hit).
+
+    Raises ``TypeError`` for a program that is not callable or a provider that is not a
+    ``StatusMessageProvider``, and what ``StreamListener`` documents for bad listeners.
+    """
+    if not callable(program):
+        raise TypeError(f"streamify: program must be callable (a Module, Predict, …), got "
+                        f"{program!r}")
+    provider = status_message_provider if status_message_provider is not None \
+        else StatusMessageProvider()
+    if not isinstance(provider, StatusMessageProvider):
+        raise TypeError(f"streamify: status_message_provider must be a StatusMessageProvider "
+                        f"(subclass it and override its hooks), got {provider!r}")
+    if stream_listeners is not None and not isinstance(stream_listeners, (list, tuple)):
+        raise TypeError(f"streamify: stream_listeners must be a list of StreamListener, got "
+                        f"{stream_listeners!r}")
+    targets, names = resolve(program, list(stream_listeners or ()))
+    include_final = bool(include_final_prediction_in_output_stream)
+
+    def streamer(*args: Any, **kwargs: Any) -> Any:
+        call = StreamCall(program, args, kwargs, targets, dict(names), provider, include_final)
+        return _astream(call) if async_streaming else _stream(call)
+
+    streamer.__name__ = f"streamified_{getattr(program, '__name__', type(program).__name__)}"
+    streamer.__doc__ = f"Stream the output of {program!r} (see lazystream.streamify)."
+    return streamer
+
+
+def _stream(call: StreamCall) -> Generator[Any, None, None]:
+    call.start()
+    try:
+        while not call.done:
+            yield from call.pump(_WAIT)
+    finally:
+        call.cancel()
+
+
+async def _astream(call: StreamCall) -> AsyncGenerator[Any, None]:
+    loop = asyncio.get_running_loop()
+    pool = _reader_pool()
+    call.start()
+    try:
+        while not call.done:
+            for item in await loop.run_in_executor(pool, call.pump, _WAIT):
+                yield item
+    finally:
+        call.cancel()
