@@ -84,11 +84,8 @@ def stream_only():
         while True:
             if value := lazyllm.FileSystemQueue().dequeue():
                 print(f"output: {''.join(value)}")
-            elif future.done():
+            elif future.done():   # lazystream's futures are done only once the tail is read
                 break
-    # Not in the seed: tokens written between the last empty poll and done() would be lost.
-    if value := lazyllm.FileSystemQueue().dequeue():
-        print(f"output: {''.join(value)}")
     print(f"ret: {future.result()}")
 
 
@@ -111,11 +108,6 @@ def stream_and_trace():
                 print(f"trace: {''.join(value)}")
             elif future.done():
                 break
-    # Not in the seed: drain what arrived between the last empty poll and done().
-    if value := lazyllm.FileSystemQueue().dequeue():
-        print(f"output: {''.join(value)}")
-    if value := lazyllm.FileSystemQueue().get_instance('lazy_trace').dequeue():
-        print(f"trace: {''.join(value)}")
     print(f"ret: {future.result()}")
 
 

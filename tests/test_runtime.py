@@ -190,6 +190,46 @@ def test_follow_never_loses_the_tail():
             assert got == [f"last-{rep}"]
 
 
+def test_the_seed_polling_loop_never_loses_the_tail():
+    q, traces = FileSystemQueue(), FileSystemQueue.get_instance("lazy_trace")
+
+    def work(rep):
+        q.enqueue(f"a{rep}")
+        traces.enqueue(f"t{rep}")
+        q.enqueue(f"b{rep}")   # returns right after its last enqueue
+
+    with ThreadPoolExecutor(1) as executor:
+        for rep in range(500):
+            future = executor.submit(work, rep)
+            out, tr = [], []
+            while True:
+                if value := q.dequeue():
+                    out += value
+                elif value := traces.dequeue():
+                    tr += value
+                elif future.done():
+                    break
+            assert (out, tr) == ([f"a{rep}", f"b{rep}"], [f"t{rep}"])
+
+
+def test_done_is_not_held_back_by_a_queue_nobody_reads():
+    with ThreadPoolExecutor(1) as executor:
+        future = executor.submit(FileSystemQueue.get_instance("unread-by-anyone").enqueue, "x")
+        assert future.result() is None
+        assert future.done()
+
+
+def test_done_waits_for_the_polled_queue_to_be_drained():
+    q = FileSystemQueue()
+    q.dequeue()                      # this session's reader polls the default queue
+    with ThreadPoolExecutor(1) as executor:
+        future = executor.submit(q.enqueue, "tail")
+        future.result()
+        assert not future.done()     # finished, but its output is not read yet
+        assert q.dequeue() == ["tail"]
+        assert future.done()
+
+
 def test_follow_reraises_the_worker_exception_after_draining():
     def work():
         FileSystemQueue().enqueue("partial")
