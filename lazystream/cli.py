@@ -77,7 +77,41 @@ def _run_engine(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_engine]
+def _add_tail(sub: Any) -> None:
+    p = sub.add_parser("tail", help="follow a session's events from any process",
+                       description="Print a session's events as JSON lines, as they arrive, "
+                                   "through its end event. Exit status: 0 when the session "
+                                   "ended ok, 1 when it ended in error or was cancelled, 2 when "
+                                   "its producer died or --timeout passed.")
+    p.add_argument("sid", help="the session tag")
+    p.add_argument("--after", type=int, default=0, help="resume after this seq (default 0)")
+    p.add_argument("--timeout", type=float, default=None, help="give up after this many idle seconds")
+    p.add_argument("--text", action="store_true", help="print only the streamed text, as it arrives")
+    p.set_defaults(run=_run_tail)
+
+
+def _run_tail(args: argparse.Namespace) -> int:
+    from .events import TERMINAL
+    from .queue import ProducerGone, tail
+    try:
+        for event in tail(args.sid, args.after, timeout=args.timeout):
+            if args.text:
+                if event.kind == "text":
+                    sys.stdout.write(event.data)
+            else:
+                sys.stdout.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+            if event.kind == TERMINAL:
+                if args.text:
+                    sys.stdout.write("\n")
+                return 0 if event.data.get("status") == "ok" else 1
+    except (ProducerGone, TimeoutError) as e:
+        print(f"lazystream tail: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [_add_engine, _add_tail]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
