@@ -19,6 +19,7 @@ from .programs import (LM, AdapterParseError, ChainOfThought, ChatAdapter, Input
                        OutputField, Predict, Prediction, Signature, Tool, configure, settings)
 from . import streaming
 from .streaming import streamify
+from . import web
 from . import tools
 
 globals = _session_mod.globals  # noqa: A001 - the seed's name
@@ -31,5 +32,5 @@ __all__ = [
     "LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError",
     "Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought", "Module", "Tool",
     "LM", "configure", "settings", "ChatAdapter", "JSONAdapter", "AdapterParseError",
-    "streamify", "streaming",
+    "streamify", "streaming", "web",
 ]

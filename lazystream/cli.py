@@ -111,7 +111,33 @@ def _run_tail(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_engine, _add_tail]
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser("serve", help="serve sessions' events over HTTP as Server-Sent Events",
+                       description="Serve GET /sessions/{sid}/events (Server-Sent Events) and "
+                                   "GET /sessions/{sid} (JSON) for the sessions in LAZYSTREAM_HOME "
+                                   "until interrupted. There is no authentication.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
+    p.add_argument("--keepalive", type=float, default=15.0,
+                   help="seconds of silence before an idle stream gets a keepalive comment (default 15)")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from .web import SessionServer
+    try:
+        server = SessionServer(args.host, args.port, keepalive=args.keepalive)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"lazystream serve: {e}") from None
+    try:
+        print(f"lazystream serving session events at {server.url}/sessions/{{sid}}/events", flush=True)
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [_add_engine, _add_tail, _add_serve]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,3 +49,24 @@ def test_tail_gives_up_on_a_silent_session(fresh_home):
     proc = _tail("silent", "--timeout", "0.3", home=str(fresh_home))
     assert proc.returncode == 2
     assert "no event in session 'silent'" in proc.stderr
+
+
+def test_serve_streams_a_session_over_http(fresh_home):
+    import urllib.request
+    with lazystream.session() as sid:
+        lazystream.FileSystemQueue().enqueue("over http")
+    lazystream.queue.backend().sync()
+    env = dict(os.environ, LAZYSTREAM_HOME=str(fresh_home))
+    proc = subprocess.Popen([sys.executable, "-m", "lazystream", "serve", "--port", "0"], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        banner = proc.stdout.readline()
+        assert banner.startswith("lazystream serving session events at http://127.0.0.1:")
+        base = banner.split(" at ")[1].split("/sessions")[0]
+        with urllib.request.urlopen(f"{base}/sessions/{sid}/events", timeout=30) as resp:
+            body = resp.read().decode()
+        assert 'event: text\ndata: {"seq"' in body and '"data": "over http"' in body
+        assert body.rstrip().endswith("data: [DONE]")
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -20,7 +20,8 @@ from ..events import DEFAULT_QUEUE, EVENTS_QUEUE, TERMINAL, TRACE_QUEUE, Event, 
 from ..session import current_ns, current_sid, on_close
 from ._backend import Backend, StorageError, encode, encode_ns
 
-__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "prune", "backend", "has_unread", "ProducerGone"]
+__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "prune", "backend", "has_unread", "producer_gone",
+           "ProducerGone"]
 
 
 class ProducerGone(RuntimeError):
@@ -266,7 +267,6 @@ def tail(sid: str | None = None, after: int = 0, *, timeout: float | None = None
     ``ProducerGone`` if the process that writes the session died without ending it.
     """
     sid = sid or current_sid()
-    b = _backend or backend()
     watched = None if queues is None else tuple(set(queues) | {EVENTS_QUEUE})
     last_event = time.monotonic()
     while True:
@@ -283,10 +283,23 @@ def tail(sid: str | None = None, after: int = 0, *, timeout: float | None = None
             continue
         if timeout is not None and now - last_event >= timeout:
             raise TimeoutError(f"tail: no event in session {sid!r} for {timeout} s")
-        info = b.session_info(sid)
-        if info is not None and info["ended"] is None and not _alive(info["pid"]):
-            raise ProducerGone(f"tail: the process (pid {info['pid']}) writing session {sid!r} "
-                               "exited without ending it")
+        gone = producer_gone(sid)
+        if gone is not None:
+            if read_session(sid, after, queues=watched, limit=1):
+                continue   # it wrote its last events after our read, then died: send them first
+            raise ProducerGone(f"tail: {gone}")
+
+
+def producer_gone(sid: str) -> str | None:
+    """Return why a session will never end — its writing process died before its ``end``
+    event — or ``None`` while it may still be written (or has ended).
+
+    Only processes on this host can be checked: the store records local pids.
+    """
+    info = (_backend or backend()).session_info(sid)
+    if info is None or info["ended"] is not None or _alive(info["pid"]):
+        return None
+    return f"the process (pid {info['pid']}) writing session {sid!r} exited without ending it"
 
 
 def _alive(pid: int) -> bool:
