@@ -21,7 +21,7 @@ from typing import Any
 import filelock
 
 from ..events import TERMINAL, Event
-from ._backend import Backend, Row, StorageError, make_event, project
+from ._backend import Backend, Row, StorageError, make_event
 from ._wakeup import Wakeup
 
 __all__ = ["SqliteBackend"]
@@ -53,6 +53,20 @@ CREATE TABLE IF NOT EXISTS sessions (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (ended);
 """
+
+# A batch goes in and out as one JSON value in one statement. CPython's sqlite3 releases
+# the GIL around every statement step, and while a producer computes between tokens (an
+# SDK parsing SSE) each reacquisition can cost a whole switch interval (5 ms): the fewer
+# steps per store and per read, the closer in-process readers stay to the producer.
+_INSERT_ONE = "INSERT INTO events (sid, queue, kind, ns, data, ts) VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_MANY = ("INSERT INTO events (sid, queue, kind, ns, data, ts) "
+                "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 "
+                "FROM json_each(?) ORDER BY key")
+_TAKE = ("SELECT (SELECT seq FROM cursors WHERE sid = ?1 AND queue = ?2), "
+         "(SELECT json_group_array(json_array(seq, kind, json(data))) FROM "
+         "(SELECT seq, kind, data FROM events WHERE sid = ?1 AND queue = ?2 "
+         "AND seq > IFNULL((SELECT seq FROM cursors WHERE sid = ?1 AND queue = ?2), 0) "
+         "ORDER BY seq LIMIT ?3))")
 
 _AFTER_CURSOR = "IFNULL((SELECT c.seq FROM cursors c WHERE c.sid = ?1 AND c.queue = ?2), 0)"
 _MAX_PENDING = 200_000          # producers wait above this many unstored events
@@ -142,8 +156,8 @@ class SqliteBackend(Backend):
                     self._work.notify()
                 while len(self._pending) > _MAX_PENDING and self._error is None:
                     self._done.wait(0.1)
-                return
-        self._store_and_announce([row])
+        if direct:
+            self._store_and_announce([row])
 
     def _store_and_announce(self, batch: list[Row]) -> None:
         """Store ``batch`` (the caller set ``_storing``), then wake writers and readers."""
@@ -203,18 +217,24 @@ class SqliteBackend(Backend):
         conn = self._wconn
         new_sids = [(r[0], os.getpid(), r[5]) for r in batch if r[0] not in self._known_sids]
         ends = [(r[5], _status_of(r[4]), r[0]) for r in batch if r[2] == TERMINAL]
+        insert = (_INSERT_ONE, batch[0]) if len(batch) == 1 else \
+            (_INSERT_MANY, (json.dumps(batch, ensure_ascii=False),))
         with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if new_sids:
-                    conn.executemany("INSERT OR IGNORE INTO sessions (sid, pid, started) VALUES (?, ?, ?)", new_sids)
-                conn.executemany("INSERT INTO events (sid, queue, kind, ns, data, ts) VALUES (?, ?, ?, ?, ?, ?)", batch)
-                if ends:
-                    conn.executemany("UPDATE sessions SET ended = ?, status = ? WHERE sid = ?", ends)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            if not new_sids and not ends:
+                conn.execute(*insert)   # one statement is its own transaction: one GIL release
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if new_sids:
+                        conn.executemany("INSERT OR IGNORE INTO sessions (sid, pid, started) VALUES (?, ?, ?)",
+                                         new_sids)
+                    conn.execute(*insert)
+                    if ends:
+                        conn.executemany("UPDATE sessions SET ended = ?, status = ? WHERE sid = ?", ends)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
             if self._wakeup is not None:
                 self._wakeup.ping_peers()
         if len(self._known_sids) > 100_000:
@@ -234,39 +254,39 @@ class SqliteBackend(Backend):
     def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
         self.sync()
         lim = -1 if limit is None else limit
-        if queues is None:
-            rows = self._conn().execute(
-                "SELECT seq, sid, queue, kind, ns, data, ts FROM events WHERE sid = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?", (sid, after, lim)).fetchall()
-        else:
-            marks = ",".join("?" * len(queues))
-            rows = self._conn().execute(
-                f"SELECT seq, sid, queue, kind, ns, data, ts FROM events WHERE sid = ? AND queue IN ({marks}) "
-                "AND seq > ? ORDER BY seq LIMIT ?", (sid, *queues, after, lim)).fetchall()
-        return [make_event(*r) for r in rows]
+        where = "sid = ? AND seq > ?"
+        args: tuple = (sid, after)
+        if queues is not None:
+            where += f" AND queue IN ({','.join('?' * len(queues))})"
+            args += tuple(queues)
+        packed = self._conn().execute(
+            "SELECT json_group_array(json_array(seq, queue, kind, json(ns), json(data), ts)) FROM "
+            f"(SELECT seq, queue, kind, ns, data, ts FROM events WHERE {where} ORDER BY seq LIMIT ?)",
+            (*args, lim)).fetchone()[0]
+        return [Event(seq, sid, queue, kind, tuple(ns), data, ts)
+                for seq, queue, kind, ns, data, ts in _unpack(packed)]
 
     def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
         self.sync()
         conn = self._conn()
         lim = -1 if limit is None else limit
         while True:
-            row = conn.execute("SELECT seq FROM cursors WHERE sid = ? AND queue = ?", (sid, queue)).fetchone()
-            cursor = 0 if row is None else row[0]
-            rows = conn.execute("SELECT seq, kind, data FROM events WHERE sid = ? AND queue = ? AND seq > ? "
-                                "ORDER BY seq LIMIT ?", (sid, queue, cursor, lim)).fetchall()
+            cursor, packed = conn.execute(_TAKE, (sid, queue, lim)).fetchone()
+            rows = _unpack(packed)
             if not rows:
                 return []
             # Compare-and-swap the cursor: if another reader (thread or process) moved it
             # since we read it, our rows may be theirs; read again.
             with self._write_lock:
-                if row is None:
+                if cursor is None:
                     moved = conn.execute("INSERT OR IGNORE INTO cursors (sid, queue, seq) VALUES (?, ?, ?)",
                                          (sid, queue, rows[-1][0])).rowcount
                 else:
                     moved = conn.execute("UPDATE cursors SET seq = ? WHERE sid = ? AND queue = ? AND seq = ?",
                                          (rows[-1][0], sid, queue, cursor)).rowcount
             if moved == 1:
-                return [project(kind, data) for _, kind, data in rows]
+                return [data["text"] if kind == "trace" and type(data) is dict and "text" in data else data
+                        for _, kind, data in rows]
 
     def peek(self, sid: str, queue: str) -> Event | None:
         self.sync()
@@ -351,6 +371,18 @@ class SqliteBackend(Backend):
             self._writer.join(timeout=30)
         if self._wakeup is not None:
             self._wakeup.close()
+
+
+def _unpack(packed: str) -> list[list]:
+    """Decode a ``json_group_array`` of rows, in ``seq`` order (SQLite does not promise
+    that an aggregate keeps its subquery's order, so sort; it is already sorted)."""
+    rows = json.loads(packed)
+    rows.sort(key=_first)
+    return rows
+
+
+def _first(row: list) -> Any:
+    return row[0]
 
 
 def _status_of(data_json: str) -> str:

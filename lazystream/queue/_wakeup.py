@@ -21,6 +21,7 @@ __all__ = ["Wakeup"]
 
 _PREFIX = "\0lazystream-wake-"
 _RELIST_EVERY_NS = 1_000_000_000   # re-read the marker folder at least once a second
+_STAT_EVERY_NS = 5_000_000         # look for new listeners at most this often
 
 
 class Wakeup:
@@ -39,6 +40,7 @@ class Wakeup:
         self._peers: list[str] = []
         self._seen_mtime = -1
         self._listed_at = 0
+        self._statted_at = 0
 
     def listen(self) -> bool:
         """Start receiving pings; return True the first time (callers then re-check)."""
@@ -68,12 +70,16 @@ class Wakeup:
 
     def ping_peers(self) -> None:
         """Tell every other listening process that something was committed."""
-        try:
-            st = os.stat(self.folder)
-        except FileNotFoundError:
-            return
-        now = st.st_mtime_ns
         tick = time.monotonic_ns()
+        if tick - self._statted_at >= _STAT_EVERY_NS:
+            # stat releases the GIL; under a busy producer each release can cost 5 ms
+            self._statted_at = tick
+            try:
+                now = os.stat(self.folder).st_mtime_ns
+            except FileNotFoundError:
+                return
+        else:
+            now = self._seen_mtime
         if now != self._seen_mtime or tick - self._listed_at > _RELIST_EVERY_NS:
             self._seen_mtime, self._listed_at = now, tick
             try:
