@@ -1,7 +1,7 @@
 """The LM response cache: in memory and in ``$LAZYSTREAM_HOME/lm_cache.db`` (SQLite).
 
 A documented process-wide cache (the one global state that outlives a call). Keys are
-SHA-256 digests of the request: model, endpoint, messages and parameters. Values are the
+SHA-256 digests of the request: model, messages and parameters. Values are the
 reply text. The memory layer keeps the most recent ``MEMORY_ENTRIES`` replies; the SQLite
 layer keeps everything until ``clear()``. ``LAZYSTREAM_HOME`` is re-read at each use, so
 a test or a user that moves it gets a cache in the new place.

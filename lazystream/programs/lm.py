@@ -28,7 +28,7 @@ from typing import Any
 from ..module import ModuleBase
 from ..queue import emit
 from . import cache as _cache
-from ._run import StreamRun, check_cancelled, token_run
+from ._run import StreamRun, check_cancelled, current_run, token_run
 
 __all__ = ["LM"]
 
@@ -79,11 +79,13 @@ class LM(ModuleBase):
                 raise TypeError(f"LM: pass a prompt string or messages=[...], got {prompt!r}")
             messages = [{"role": "user", "content": prompt}]
         params = {**self.kwargs, **{k: v for k, v in kwargs.items() if v is not None}}
+        # A streamify reader that left stops the run at the next model call, whether or not
+        # a listener streams this one.
+        check_cancelled(current_run.get())
         client = self._client()
         cache_key = None
         if self.cache:
-            cache_key = _cache.key({"model": self.model_name, "endpoint": str(client.base_url),
-                                    "messages": messages, "params": params})
+            cache_key = _cache.key({"model": self.model_name, "messages": messages, "params": params})
             hit = _cache.get(cache_key)
             if hit is not None:
                 return [hit]
@@ -94,6 +96,7 @@ class LM(ModuleBase):
             response = client.chat.completions.create(model=self.model_name, messages=messages,
                                                       **params)
             text = response.choices[0].message.content or ""
+            check_cancelled(current_run.get())
         if cache_key is not None:
             _cache.put(cache_key, text)
         return [text]
