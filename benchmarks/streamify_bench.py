@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 os.environ.setdefault("LAZYSTREAM_HOME", tempfile.mkdtemp(prefix="lazystream-bench-"))
 
@@ -30,8 +33,6 @@ import openai  # noqa: E402
 
 import lazystream.programs as programs  # noqa: E402
 import lazystream.streaming as streaming  # noqa: E402
-from lazystream.llm.engine import Engine  # noqa: E402
-from lazystream.programs._engine_policy import program_policy  # noqa: E402
 
 _VALUE_STARTED = re.compile(r"\[\[ ## answer ## \]\]\s*\S")
 
@@ -102,16 +103,36 @@ def measure(base_url: str, n_tokens: int, runs: int) -> dict[str, list[tuple[flo
     return results
 
 
+@contextlib.contextmanager
+def _engine_process(tokens_per_second: float | None = None) -> Iterator[str]:
+    """Run the bundled engine with the program policy in its own process, as a model
+    server would be: in-process, its HTTP threads would compete for the GIL with both the
+    raw client and streamify, and make the comparison noisy."""
+    cmd = [sys.executable, "-m", "lazystream", "engine", "--port", "0",
+           "--policy", "lazystream.programs._engine_policy:program_policy"]
+    if tokens_per_second:
+        cmd += ["--tokens-per-second", str(tokens_per_second)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        if "serving at" not in line:
+            raise RuntimeError(f"engine did not start: {line!r}")
+        yield line.split()[-1]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
-    print(f"streamify benchmark — bundled engine in-process, medians of {args.runs} runs, "
+    print(f"streamify benchmark — bundled engine in its own process, medians of {args.runs} runs, "
           f"Python {sys.version.split()[0]}, queue backend "
           f"{os.environ.get('LAZYSTREAM_QUEUE', 'sqlite')}\n")
 
-    with Engine(program_policy) as url:
+    with _engine_process() as url:
         fast = measure(url, args.tokens, args.runs)
     raw_tps = statistics.median(args.tokens / total for total, _ in fast["raw openai client stream"])
     raw_first = statistics.median(arr[0] for _, arr in fast["raw openai client stream"])
@@ -125,7 +146,7 @@ def main() -> None:
     print(f"(raw first text: {raw_first * 1000:.2f} ms)\n")
 
     paced_tokens = 100
-    with Engine(program_policy, tokens_per_second=200) as url:
+    with _engine_process(tokens_per_second=200) as url:
         paced = measure(url, paced_tokens, max(3, args.runs // 2))
     raw_arrivals = [statistics.median(run[1][i] for run in paced["raw openai client stream"])
                     for i in range(paced_tokens + 1)]

@@ -24,8 +24,7 @@ named. ``data`` is JSON only: nothing read back is unpickled or eval'd.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Event", "DEFAULT_QUEUE", "TRACE_QUEUE", "EVENTS_QUEUE", "TERMINAL", "queue_for"]
 
@@ -42,9 +41,11 @@ def queue_for(kind: str) -> str:
     return _QUEUE_OF_KIND.get(kind, EVENTS_QUEUE)
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One record of a session's stream. ``seq`` is the resume cursor."""
+class Event(NamedTuple):
+    """One record of a session's stream. ``seq`` is the resume cursor.
+
+    Immutable; a named tuple because readers build one per token.
+    """
 
     seq: int
     sid: str

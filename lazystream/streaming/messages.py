@@ -6,7 +6,7 @@ from dataclasses import dataclass
 __all__ = ["StreamResponse", "StatusMessage"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StreamResponse:
     """A piece of one output field of one predictor, as it streams.
 
@@ -27,7 +27,7 @@ class StreamResponse:
                 f"signature_field_name={self.signature_field_name!r}, chunk={self.chunk!r}{last})")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StatusMessage:
     """A status message from a ``StatusMessageProvider`` hook, yielded when the hook fires."""
 
