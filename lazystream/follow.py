@@ -22,13 +22,14 @@ def follow(future: concurrent.futures.Future, queues: Iterable[str | FileSystemQ
            *, sid: str | None = None) -> Iterator[tuple[str, list[Any]]]:
     """Yield ``(queue_name, items)`` as items arrive, until ``future`` is done and drained.
 
-    Blocks (without spinning) while nothing is there. After draining, re-raises the
-    worker's exception, if any.
+    Reads the session the work was submitted under (``sid`` overrides it). Blocks
+    (without spinning) while nothing is there. After draining, re-raises the worker's
+    exception, if any.
     """
     qs = [q if isinstance(q, FileSystemQueue) else FileSystemQueue.get_instance(q) for q in queues]
     if not qs:
         raise ValueError("follow: give at least one queue name")
-    sid = sid or current_sid()
+    sid = sid or getattr(future, "_lazystream_sid", None) or current_sid()
     b = backend()
     key = (sid, None)
     future.add_done_callback(lambda _: b.notify((key,)))

@@ -94,21 +94,16 @@ def test_get_times_out_with_empty_list(backend_kind):
     assert time.monotonic() - start >= 0.05
 
 
-def test_get_wakes_when_an_item_arrives(backend_kind):
+def test_get_without_timeout_wakes_when_an_item_arrives(backend_kind):
     q = FileSystemQueue.get_instance("wake")
     sid = lazystream.current_sid()
-    waiting = threading.Event()
-
-    def producer():
-        waiting.wait(5)
-        q.enqueue("ping", sid=sid)
-
-    t = threading.Thread(target=producer)
-    t.start()
-    waiting.set()
-    # A reader that was not woken would sit here for the whole (long) timeout.
-    assert q.get(timeout=30) == ["ping"]
-    t.join()
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(q.get(sid=sid)))   # waits for ever
+    reader.start()
+    q.enqueue("ping", sid=sid)
+    reader.join(20)
+    assert not reader.is_alive(), "the blocked reader was never woken"
+    assert got == ["ping"]
 
 
 def test_non_json_item_raises_type_error_and_enqueues_nothing(backend_kind):
@@ -119,6 +114,27 @@ def test_non_json_item_raises_type_error_and_enqueues_nothing(backend_kind):
     with pytest.raises(TypeError, match="set"):
         q.enqueue({1, 2})
     assert q.dequeue() == ["kept"]
+
+
+@pytest.mark.parametrize("bad", ["lone \ud800 surrogate", float("nan"), {"x": float("inf")}, [-float("inf")]])
+def test_what_json_cannot_hold_is_rejected_and_the_store_keeps_working(backend_kind, bad):
+    q = FileSystemQueue()
+    q.enqueue("kept")
+    with pytest.raises(ValueError, match="cannot be stored as JSON"):
+        q.enqueue(bad)
+    q.enqueue("after")
+    assert q.dequeue() == ["kept", "after"]
+
+
+def test_a_trace_of_what_json_cannot_hold_is_written_as_its_repr(backend_kind):
+    class Odd(lazystream.ModuleBase):
+        def forward(self, x):
+            return float("nan")
+
+    with session() as sid:
+        Odd(return_trace=True)("in \ud800")
+    trace = read_session(sid)[0]
+    assert (trace.value, trace.data["output"], trace.data["input"]) == ("nan", "nan", "in \\ud800")
 
 
 def test_empty_queue_name_is_rejected():

@@ -230,6 +230,19 @@ def test_done_waits_for_the_polled_queue_to_be_drained():
         assert future.done()
 
 
+def test_follow_from_another_thread_reads_the_futures_session():
+    q = FileSystemQueue()
+    q.dequeue()                      # the submitter polls, as in the seed
+    with ThreadPoolExecutor(1) as executor:
+        future = executor.submit(lambda: [q.enqueue(t) for t in ("a", "b")])
+        got = []
+        reader = threading.Thread(target=lambda: got.extend(x for _, items in follow(future) for x in items))
+        reader.start()               # a fresh thread: another implicit session
+        reader.join(20)
+    assert not reader.is_alive()
+    assert got == ["a", "b"]
+
+
 def test_follow_reraises_the_worker_exception_after_draining():
     def work():
         FileSystemQueue().enqueue("partial")
@@ -400,6 +413,17 @@ def test_retention_runs_by_itself_under_a_long_run(monkeypatch, tmp_path):
         lq.reset()
 
 
+def test_sessions_that_never_end_are_dropped_once_idle(monkeypatch, backend_kind):
+    import lazystream.queue as lq
+    monkeypatch.setenv("LAZYSTREAM_IDLE_RETENTION", "0")
+    lq.reset()
+    emit("usage", {"total_tokens": 1}, sid="implicit-never-ends")   # nobody reads it
+    assert prune(retention=3600) == 0                                 # idle retention is at least retention
+    assert prune(retention=0) == 1
+    assert read_session("implicit-never-ends") == []
+    assert lq.backend().session_info("implicit-never-ends") is None
+
+
 def test_bad_retention_is_named(monkeypatch):
     import lazystream.queue as lq
     monkeypatch.setenv("LAZYSTREAM_RETENTION", "an hour")
@@ -442,6 +466,60 @@ def test_another_process_streams_to_the_parent_in_order(fresh_home):
     t.join()
     assert reader_items == [f"tok{i}" for i in range(500)]
     assert read_session("xproc")[-1].data == {"status": "ok"}
+
+
+def test_a_blocked_reader_is_woken_by_a_busy_writer_process(fresh_home):
+    """Each item goes to its own session, so each read starts blocking afresh while the
+    other process keeps committing: a wake-up lost to a registration race would hang."""
+    n = 100
+    got: list[str] = []
+
+    def read():
+        for i in range(n):
+            got.extend(FileSystemQueue().get(sid=f"target-{i}"))   # no timeout
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    proc = _run_child(f"""
+        import lazystream
+        q = lazystream.FileSystemQueue()
+        for i in range({n}):
+            for _ in range(20):
+                q.enqueue("noise", sid="noise")
+            q.enqueue(f"item-{{i}}", sid=f"target-{{i}}")
+    """, str(fresh_home))
+    assert proc.returncode == 0, proc.stderr
+    reader.join(30)
+    assert not reader.is_alive(), f"a reader missed its wake-up after {len(got)} items"
+    assert got == [f"item-{i}" for i in range(n)]
+
+
+def test_processes_starting_together_share_a_new_home(tmp_path):
+    home = str(tmp_path / "shared-home")
+    env = dict(os.environ, LAZYSTREAM_HOME=home, LAZYSTREAM_QUEUE="sqlite")
+    code = "import lazystream; lazystream.FileSystemQueue().enqueue('x'); print('ok')"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    results = [p.communicate(timeout=60) for p in procs]
+    assert [(p.returncode, out.strip()) for p, (out, _) in zip(procs, results)] == [(0, "ok")] * 8, results
+
+
+def test_a_file_corrupted_past_its_header_is_named(fresh_home):
+    import lazystream.queue as lq
+    for i in range(3000):
+        FileSystemQueue().enqueue(f"filler {i} " * 20, sid="big")
+    lq.backend().sync()
+    lq.reset()
+    db = fresh_home / "queue.db"
+    import sqlite3
+    with sqlite3.connect(db) as conn:           # fold the WAL into the file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw = bytearray(db.read_bytes())
+    assert len(raw) > 64 * 4096
+    raw[8 * 4096:40 * 4096] = b"\xff" * (32 * 4096)   # clobber pages, keep the header
+    db.write_bytes(bytes(raw))
+    with pytest.raises(lq.StorageError, match=r"queue\.db.*(malformed|corrupt)"):
+        FileSystemQueue().dequeue(sid="big")
 
 
 def test_tail_raises_when_the_producer_process_died(fresh_home):

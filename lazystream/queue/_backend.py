@@ -32,22 +32,53 @@ class StorageError(RuntimeError):
     """The queue store cannot be used (unwritable home, corrupted file, full disk…)."""
 
 
+# Built once: json.dumps with keyword arguments builds a new encoder on every call.
+_STRICT = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+_LENIENT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=repr)
+
+
 def encode(data: Any, *, lenient: bool = False) -> str:
     """Return ``data`` as JSON text, keeping non-ASCII readable.
 
-    Raises ``TypeError`` naming the type when ``data`` is not JSON-serialisable, unless
+    Raises ``TypeError`` naming the type when ``data`` is not JSON-serialisable, and
+    ``ValueError`` for what JSON cannot hold (NaN, Infinity, lone surrogates), unless
     ``lenient``, in which case such values become their ``repr``.
     """
-    if type(data) is str:
-        return json.dumps(data, ensure_ascii=False)
     try:
-        return json.dumps(data, ensure_ascii=False, default=repr if lenient else None)
+        text = (_LENIENT if lenient else _STRICT).encode(data)
+        text.encode("utf-8")   # a lone surrogate would fail later, in the writer, for everyone
+        return text
     except TypeError as e:
         raise TypeError(
             f"queue item of type {type(data).__name__} is not JSON-serialisable ({e}); "
             "enqueue a str or a JSON value (dict, list, str, int, float, bool, None)") from None
-    except ValueError as e:  # circular reference
-        raise TypeError(f"queue item of type {type(data).__name__} cannot be stored as JSON: {e}") from None
+    except (ValueError, UnicodeEncodeError) as e:
+        if lenient:
+            try:
+                return json.dumps(_printable(data), allow_nan=False, default=repr)
+            except (ValueError, RecursionError):   # a circular structure
+                return json.dumps(repr(data))
+        raise ValueError(
+            f"queue item {_short(data)} cannot be stored as JSON ({e}); NaN, Infinity, lone "
+            "surrogates and circular references are not JSON: replace them first") from None
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with what JSON cannot hold replaced by its repr (for lenient traces)."""
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return repr(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {str(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 _ns_cache: dict[tuple[str, ...], str] = {}

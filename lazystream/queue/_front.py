@@ -7,6 +7,8 @@ The front validates, encodes and routes; the backend (chosen once per process by
 * ``LAZYSTREAM_HOME`` — the directory of the SQLite file (default ``~/.lazystream``,
   created ``0700``; the file ``queue.db`` is ``0600``);
 * ``LAZYSTREAM_RETENTION`` — seconds a finished session's events are kept (default 3600);
+* ``LAZYSTREAM_IDLE_RETENTION`` — seconds after its last event that a session which never
+  ended (a thread's implicit one) is dropped (default 86400);
 * ``LAZYSTREAM_SWITCH_INTERVAL`` — the GIL switch interval lazystream lowers the
   interpreter's to (default 0.002 s; ``0`` keeps Python's), see ``_tune_switch_interval``.
 """
@@ -51,15 +53,23 @@ def backend() -> Backend:
         return _backend
 
 
-def _retention() -> float:
-    raw = os.environ.get("LAZYSTREAM_RETENTION", "3600")
+def _seconds(variable: str, default: str) -> float:
+    raw = os.environ.get(variable, default)
     try:
         value = float(raw)
     except ValueError:
         value = -1.0
     if value < 0:
-        raise ValueError(f"LAZYSTREAM_RETENTION={raw!r} is not a number of seconds >= 0; e.g. 3600")
+        raise ValueError(f"{variable}={raw!r} is not a number of seconds >= 0; e.g. {default}")
     return value
+
+
+def _retention() -> float:
+    return _seconds("LAZYSTREAM_RETENTION", "3600")
+
+
+def _idle_retention() -> float:
+    return _seconds("LAZYSTREAM_IDLE_RETENTION", "86400")
 
 
 def _tune_switch_interval() -> None:
@@ -87,21 +97,22 @@ def _make_backend() -> Backend:
     _tune_switch_interval()
     if kind == "memory":
         from ._memory import MemoryBackend
-        return MemoryBackend(retention=retention)
+        return MemoryBackend(retention=retention, idle_retention=_idle_retention())
     if kind != "sqlite":
         raise ValueError(f"LAZYSTREAM_QUEUE={kind!r} is not a queue backend; use 'sqlite' or 'memory'")
     from ._sqlite import SqliteBackend
     home = os.path.expanduser(os.environ.get("LAZYSTREAM_HOME") or "~/.lazystream")
     try:
         os.makedirs(home, mode=0o700, exist_ok=True)
-        probe = os.path.join(home, ".write-probe")
+        # a name of our own: processes starting together must not remove each other's probe
+        probe = os.path.join(home, f".write-probe-{os.getpid()}-{threading.get_ident()}")
         with open(probe, "w"):
             pass
         os.remove(probe)
     except OSError as e:
         raise StorageError(f"LAZYSTREAM_HOME={home!r} is not a writable directory ({e.strerror or e}); "
                            "set LAZYSTREAM_HOME to a directory you can write") from e
-    return SqliteBackend(os.path.join(home, "queue.db"), retention=retention)
+    return SqliteBackend(os.path.join(home, "queue.db"), retention=retention, idle_retention=_idle_retention())
 
 
 def reset() -> None:

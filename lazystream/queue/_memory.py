@@ -21,9 +21,10 @@ __all__ = ["MemoryBackend"]
 class MemoryBackend(Backend):
     """Event log in process memory."""
 
-    def __init__(self, *, retention: float = 3600.0) -> None:
+    def __init__(self, *, retention: float = 3600.0, idle_retention: float = 86400.0) -> None:
         super().__init__()
         self.retention = retention
+        self.idle_retention = idle_retention
         self._lock = threading.Lock()
         self._seq = 0
         # sid -> list of (seq, sid, queue, kind, ns, data, ts) rows, in seq order
@@ -98,9 +99,12 @@ class MemoryBackend(Backend):
     def prune(self, retention: float, now: float) -> int:
         cutoff = now - retention
         deleted = 0
+        idle_cutoff = now - max(retention, self.idle_retention)
         with self._lock:
             for sid, info in list(self._sessions.items()):
-                if info["ended"] is not None and info["ended"] < cutoff:
+                rows = self._log.get(sid)
+                idle = info["ended"] is None and (not rows or rows[-1][6] < idle_cutoff)
+                if idle or info["ended"] is not None and info["ended"] < cutoff:
                     deleted += len(self._log.pop(sid, ()))
                     for key in [k for k in self._queues if k[0] == sid]:
                         del self._queues[key]

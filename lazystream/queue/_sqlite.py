@@ -10,12 +10,14 @@ processes notice new commits through ``PRAGMA data_version`` every few milliseco
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import sqlite3
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import filelock
@@ -60,7 +62,8 @@ CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (ended);
 # steps per store and per read, the closer in-process readers stay to the producer.
 _INSERT_ONE = "INSERT INTO events (sid, queue, kind, ns, data, ts) VALUES (?, ?, ?, ?, ?, ?)"
 _INSERT_MANY = ("INSERT INTO events (sid, queue, kind, ns, data, ts) "
-                "SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 "
+                "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
+                "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') "
                 "FROM json_each(?) ORDER BY key")
 _TAKE = ("SELECT (SELECT seq FROM cursors WHERE sid = ?1 AND queue = ?2), "
          "(SELECT json_group_array(json_array(seq, kind, json(data))) FROM "
@@ -71,16 +74,32 @@ _TAKE = ("SELECT (SELECT seq FROM cursors WHERE sid = ?1 AND queue = ?2), "
 _AFTER_CURSOR = "IFNULL((SELECT c.seq FROM cursors c WHERE c.sid = ?1 AND c.queue = ?2), 0)"
 _MAX_PENDING = 200_000          # producers wait above this many unstored events
 _POLL = 0.005                   # seconds between checks for other processes' commits
+_SAFETY_POLL = 0.25             # the same check where other processes wake us (Linux)
 _QUIET = 0.001                  # an append this long after the last one is stored directly
+
+
+def _names_the_file(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a ``sqlite3.DatabaseError`` (a file corrupted past its header, say) into a
+    ``StorageError`` that names the file and the fix."""
+    @functools.wraps(method)
+    def wrapper(self: SqliteBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as e:
+            raise StorageError(
+                f"queue database {self.path} failed: {e}; if it is corrupted, move it away or "
+                "delete it, or point LAZYSTREAM_HOME elsewhere") from e
+    return wrapper
 
 
 class SqliteBackend(Backend):
     """Event log in one SQLite file (WAL, ``synchronous=NORMAL``)."""
 
-    def __init__(self, path: str, *, retention: float = 3600.0) -> None:
+    def __init__(self, path: str, *, retention: float = 3600.0, idle_retention: float = 86400.0) -> None:
         super().__init__()
         self.path = path
         self.retention = retention
+        self.idle_retention = idle_retention
         self._local = threading.local()
         self._write_lock = threading.Lock()     # one write transaction at a time in-process
         self._io = threading.Lock()
@@ -109,7 +128,7 @@ class SqliteBackend(Backend):
             os.close(fd)
         try:
             # Two processes may create the schema at once; the file lock orders them.
-            with filelock.FileLock(self.path + ".lock", timeout=30):
+            with filelock.FileLock(self.path + ".lock", timeout=30, mode=0o600):
                 conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
                 try:
                     conn.execute("PRAGMA journal_mode=WAL")
@@ -183,16 +202,14 @@ class SqliteBackend(Backend):
             raise StorageError(f"queue database {self.path}: storing failed: {error}") from error
 
     def sync(self) -> None:
+        # A failed store is raised to producers (append); readers go on reading what was
+        # stored, so a write failure never makes stored events unreadable.
         if self._stored == self._appended:   # the common, lock-free case
-            if self._error is not None:
-                raise StorageError(f"queue database {self.path}: storing failed: {self._error}") from self._error
             return
         with self._io:
             target = self._appended
             while self._stored < target and self._error is None:
                 self._done.wait(1.0)
-            if self._error is not None:
-                raise StorageError(f"queue database {self.path}: storing failed: {self._error}") from self._error
 
     def _write_loop(self) -> None:
         while True:
@@ -251,6 +268,7 @@ class SqliteBackend(Backend):
             self.prune(self.retention, now)
 
     # --- reading ----------------------------------------------------------------------
+    @_names_the_file
     def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
         self.sync()
         lim = -1 if limit is None else limit
@@ -266,6 +284,7 @@ class SqliteBackend(Backend):
         return [Event(seq, sid, queue, kind, tuple(ns), data, ts)
                 for seq, queue, kind, ns, data, ts in _unpack(packed)]
 
+    @_names_the_file
     def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
         self.sync()
         conn = self._conn()
@@ -288,6 +307,7 @@ class SqliteBackend(Backend):
                 return [data["text"] if kind == "trace" and type(data) is dict and "text" in data else data
                         for _, kind, data in rows]
 
+    @_names_the_file
     def peek(self, sid: str, queue: str) -> Event | None:
         self.sync()
         row = self._conn().execute(
@@ -295,12 +315,14 @@ class SqliteBackend(Backend):
             f"AND seq > {_AFTER_CURSOR} ORDER BY seq LIMIT 1", (sid, queue)).fetchone()
         return None if row is None else make_event(*row)
 
+    @_names_the_file
     def size(self, sid: str, queue: str) -> int:
         self.sync()
         return self._conn().execute(
             f"SELECT COUNT(*) FROM events WHERE sid = ?1 AND queue = ?2 AND seq > {_AFTER_CURSOR}",
             (sid, queue)).fetchone()[0]
 
+    @_names_the_file
     def clear(self, sid: str, queue: str) -> None:
         self.sync()
         conn = self._conn()
@@ -317,12 +339,14 @@ class SqliteBackend(Backend):
                 conn.execute("ROLLBACK")
                 raise
 
+    @_names_the_file
     def session_info(self, sid: str) -> dict[str, Any] | None:
         self.sync()
         row = self._conn().execute("SELECT pid, started, ended, status FROM sessions WHERE sid = ?",
                                    (sid,)).fetchone()
         return None if row is None else dict(zip(("pid", "started", "ended", "status"), row))
 
+    @_names_the_file
     def prune(self, retention: float, now: float) -> int:
         cutoff = now - retention
         conn = self._conn() if threading.current_thread() is not self._writer else self._wconn
@@ -333,8 +357,15 @@ class SqliteBackend(Backend):
                 deleted = conn.execute(f"DELETE FROM events WHERE sid IN ({gone})", (cutoff,)).rowcount
                 conn.execute(f"DELETE FROM cursors WHERE sid IN ({gone})", (cutoff,))
                 conn.execute("DELETE FROM sessions WHERE ended IS NOT NULL AND ended < ?", (cutoff,))
-                # Sessions that never end (a service thread's implicit tag) still shed what
-                # their readers consumed long ago, so the file does not grow without bound.
+                # Sessions that never end (a service thread's implicit tag) are dropped once
+                # idle for idle_retention, and meanwhile shed what their readers consumed
+                # long ago, so the file does not grow without bound.
+                idle = "SELECT s.sid FROM sessions s WHERE s.ended IS NULL AND s.started < ?1 AND NOT " \
+                       "EXISTS (SELECT 1 FROM events e WHERE e.sid = s.sid AND e.ts >= ?1)"
+                idle_cutoff = now - max(retention, self.idle_retention)
+                deleted += conn.execute(f"DELETE FROM events WHERE sid IN ({idle})", (idle_cutoff,)).rowcount
+                conn.execute(f"DELETE FROM cursors WHERE sid IN ({idle})", (idle_cutoff,))
+                conn.execute(f"DELETE FROM sessions WHERE sid IN ({idle})", (idle_cutoff,))
                 deleted += conn.execute(
                     "DELETE FROM events WHERE seq IN (SELECT e.seq FROM cursors c JOIN events e "
                     "ON e.sid = c.sid AND e.queue = c.queue AND e.seq <= c.seq WHERE e.ts < ?)",
@@ -351,7 +382,8 @@ class SqliteBackend(Backend):
         return self._wakeup is not None and self._wakeup.listen()
 
     def _external_poll_interval(self) -> float | None:
-        return None if self._wakeup is not None else _POLL
+        # With wake-ups, a slow check is only a safety net: a reader never blocks for ever.
+        return _SAFETY_POLL if self._wakeup is not None else _POLL
 
     def _poll_external(self) -> bool:
         conn = self._conn()

@@ -13,15 +13,12 @@ import os
 import socket
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable
 
 __all__ = ["Wakeup"]
 
 _PREFIX = "\0lazystream-wake-"
-_RELIST_EVERY_NS = 1_000_000_000   # re-read the marker folder at least once a second
-_STAT_EVERY_NS = 5_000_000         # look for new listeners at most this often
 
 
 class Wakeup:
@@ -37,10 +34,6 @@ class Wakeup:
         self._listening = False
         self._recv: socket.socket | None = None
         self._send: socket.socket | None = None
-        self._peers: list[str] = []
-        self._seen_mtime = -1
-        self._listed_at = 0
-        self._statted_at = 0
 
     def listen(self) -> bool:
         """Start receiving pings; return True the first time (callers then re-check)."""
@@ -69,36 +62,29 @@ class Wakeup:
             self._on_ping()
 
     def ping_peers(self) -> None:
-        """Tell every other listening process that something was committed."""
-        tick = time.monotonic_ns()
-        if tick - self._statted_at >= _STAT_EVERY_NS:
-            # stat releases the GIL; under a busy producer each release can cost 5 ms
-            self._statted_at = tick
-            try:
-                now = os.stat(self.folder).st_mtime_ns
-            except FileNotFoundError:
-                return
-        else:
-            now = self._seen_mtime
-        if now != self._seen_mtime or tick - self._listed_at > _RELIST_EVERY_NS:
-            self._seen_mtime, self._listed_at = now, tick
-            try:
-                self._peers = [n for n in os.listdir(self.folder) if n != self._token]
-            except FileNotFoundError:
-                self._peers = []
-        if not self._peers:
+        """Tell every other listening process that something was committed.
+
+        Call it *after* the commit. It lists the listeners afresh each time: a reader that
+        registered after this listing re-reads after registering, so it sees the commit.
+        (A cached list, or one refreshed by the folder's mtime, which the kernel updates
+        coarsely, could miss a reader that registered just before the commit.)
+        """
+        try:
+            peers = [n for n in os.listdir(self.folder) if n != self._token]
+        except FileNotFoundError:
+            return
+        if not peers:
             return
         if self._send is None:
             self._send = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._send.setblocking(False)
-        for name in list(self._peers):
+        for name in peers:
             try:
                 self._send.sendto(b"!", _PREFIX + name)
             except BlockingIOError:
                 pass            # its buffer is full of pings already: it will wake
             except (ConnectionRefusedError, FileNotFoundError):
-                self._peers.remove(name)   # that process is gone
-                try:
+                try:            # that process is gone
                     os.remove(os.path.join(self.folder, name))
                 except FileNotFoundError:
                     pass
