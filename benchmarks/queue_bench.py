@@ -100,21 +100,27 @@ def flood_lazyllm(n: int) -> float:
     return n / (time.perf_counter() - start)
 
 
+def _paced_producer(rate: float, n: int, put) -> threading.Thread:
+    """Start a thread that calls ``put(send_time)`` ``n`` times at ``rate`` per second."""
+    def produce():
+        nxt = time.perf_counter()
+        for _ in range(n):
+            nxt += 1 / rate
+            while (d := nxt - time.perf_counter()) > 0:
+                time.sleep(d)
+            put(time.perf_counter())
+
+    t = threading.Thread(target=produce)
+    t.start()
+    return t
+
+
 def paced_ours(rate: float, seconds: float) -> list[float]:
     q = FileSystemQueue.get_instance("bench_paced")
     n = int(rate * seconds)
     lat: list[float] = []
     with session() as sid:
-        def produce():
-            nxt = time.perf_counter()
-            for _ in range(n):
-                nxt += 1 / rate
-                while (d := nxt - time.perf_counter()) > 0:
-                    time.sleep(d)
-                q.enqueue(time.perf_counter(), sid=sid)
-
-        t = threading.Thread(target=produce)
-        t.start()
+        t = _paced_producer(rate, n, lambda sent: q.enqueue(sent, sid=sid))
         while len(lat) < n:
             for sent in q.get(timeout=30, sid=sid):
                 lat.append(time.perf_counter() - sent)
@@ -125,17 +131,7 @@ def paced_ours(rate: float, seconds: float) -> list[float]:
 def paced_queue(rate: float, seconds: float) -> list[float]:
     q: stdqueue.Queue = stdqueue.Queue()
     n = int(rate * seconds)
-
-    def produce():
-        nxt = time.perf_counter()
-        for _ in range(n):
-            nxt += 1 / rate
-            while (d := nxt - time.perf_counter()) > 0:
-                time.sleep(d)
-            q.put(time.perf_counter())
-
-    t = threading.Thread(target=produce)
-    t.start()
+    t = _paced_producer(rate, n, q.put)
     lat = []
     for _ in range(n):
         sent = q.get()

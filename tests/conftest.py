@@ -40,3 +40,21 @@ def own_session():
     import lazystream
     with lazystream.session() as sid:
         yield sid
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The bundled engine answering as a model for programs (ChatAdapter/JSONAdapter)."""
+    from lazystream.llm.engine import Engine
+    from lazystream.programs._engine_policy import program_policy
+    eng = Engine(program_policy)
+    eng.start()
+    yield eng
+    eng.stop()
+
+
+@pytest.fixture
+def lm(engine):
+    """An uncached ``LM`` on the program engine."""
+    from lazystream.programs import LM
+    return LM("openai/gpt-4o-mini", api_base=engine.base_url, cache=False)

@@ -11,20 +11,7 @@ from lazystream.llm.engine import Engine
 from lazystream.programs import (LM, AdapterParseError, ChainOfThought, JSONAdapter, Module,
                                  Predict, Prediction, Tool, configure, settings)
 from lazystream.programs import cache as lm_cache
-from lazystream.programs._engine_policy import program_policy
 
-
-@pytest.fixture(scope="module")
-def engine():
-    eng = Engine(program_policy)
-    eng.start()
-    yield eng
-    eng.stop()
-
-
-@pytest.fixture
-def lm(engine):
-    return LM("openai/gpt-4o-mini", api_base=engine.base_url, cache=False)
 
 
 # ---- Prediction -------------------------------------------------------------------------

@@ -34,18 +34,6 @@ def field_chunks(name, field, words):
     return [SR(name, field, w) for w in words] + [SR(name, field, "", True)]
 
 
-@pytest.fixture(scope="module")
-def engine():
-    eng = Engine(program_policy)
-    eng.start()
-    yield eng
-    eng.stop()
-
-
-@pytest.fixture
-def lm(engine):
-    return LM("openai/gpt-4o-mini", api_base=engine.base_url, cache=False)
-
 
 def run_sync(stream, lm, **kwargs):
     with settings.context(lm=lm):
