@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from lazystream.llm import DeployError, LLMConfigError, TrainableModule
 from lazystream.llm.engine import Engine
 
 SERVER = str(Path(__file__).parent / "servers" / "tiny_server.py")
+DEPLOY_AND_WAIT = str(Path(__file__).parent / "servers" / "deploy_and_wait.py")
 WEATHER = [{"type": "function", "function": {
     "name": "get_current_weather", "description": "Get the current weather in a given location",
     "parameters": {"type": "object", "properties": {
@@ -26,16 +28,36 @@ WEATHER = [{"type": "function", "function": {
 def gone(pid: int, timeout: float = 10.0) -> bool:
     """Wait until ``pid`` has exited (a zombie counts as exited); False if it outlives timeout."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):   # reaped, before or while we read
             return True
         if state in ("Z", "X"):
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.02)
-    return False
+
+
+def group_gone(pgid: int, timeout: float = 10.0) -> bool:
+    """Wait until no process of group ``pgid`` is left but zombies; False if one outlives timeout."""
+    deadline = time.monotonic() + timeout
+    def live_member(pid: str) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state, _ppid, pgrp = f.read().rsplit(")", 1)[1].split()[:3]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        return int(pgrp) == pgid and state not in ("Z", "X")
+
+    while True:
+        if not any(live_member(pid) for pid in os.listdir("/proc") if pid.isdigit()):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 def refused(base_url: str) -> bool:
@@ -116,7 +138,8 @@ def test_no_server_installed_falls_back_to_the_engine_with_a_log_line(monkeypatc
 
 
 # -- command deployments --------------------------------------------------------------------------
-def test_command_template_deploy_starts_chats_and_leaves_no_process():
+def test_command_template_deploy_starts_chats_and_leaves_no_process(caplog):
+    caplog.set_level(logging.INFO, logger="lazystream.llm")
     llm = TrainableModule("tiny-model", stream=True,
                           deploy=f"{{python}} {SERVER} --port {{port}} --model {{model}} --spawn-child")
     llm.start()
@@ -128,8 +151,11 @@ def test_command_template_deploy_starts_chats_and_leaves_no_process():
             assert FileSystemQueue().dequeue() == ["pong:", " ping"]
     finally:
         llm.stop()
-    assert gone(pid) and gone(child)
+    assert gone(pid) and gone(child) and group_gone(pid)
     assert refused(url)
+    # Zombies left to an init that does not reap are dead, not "survivors".
+    assert f"deploy template: stopped pid {pid}" in caplog.text
+    assert "survived SIGKILL" not in caplog.text
 
 
 def test_command_as_argument_list():
@@ -157,6 +183,27 @@ def test_interpreter_exit_stops_the_server(tmp_path):
     pid, child, reply = out.stdout.splitlines()
     assert reply == "pong: bye"
     assert gone(int(pid)) and gone(int(child))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_deployer_killed_by_a_signal_leaves_no_server(sig):
+    # A signal's default action skips atexit; the server's group must end all the same.
+    deployer = subprocess.Popen([sys.executable, DEPLOY_AND_WAIT], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = deployer.stdout.readline()
+        assert line, deployer.stderr.read()
+        pid, child = map(int, line.split())
+        assert not gone(pid, timeout=0) and not gone(child, timeout=0)   # running until the kill
+        deployer.send_signal(sig)
+        assert deployer.wait(10) == -sig
+    finally:
+        deployer.kill()
+        deployer.wait()
+        deployer.stdin.close()
+        deployer.stdout.close()
+        deployer.stderr.close()
+    assert group_gone(pid) and gone(pid) and gone(child)
 
 
 def test_server_that_exits_reports_its_last_output():

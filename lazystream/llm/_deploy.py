@@ -3,7 +3,9 @@
 A deployment is either the bundled engine (in-process, a thread) or a server process
 started from a command on a free port. Processes run in their own process group, so
 ``stop()`` ends the server and everything it spawned; a registry of live deployments
-(the one piece of process-wide state here) is stopped at interpreter exit.
+(the one piece of process-wide state here) is stopped at interpreter exit. For the deaths
+that skip ``atexit`` (SIGTERM, SIGKILL, ``os._exit``), each server has a watchdog process
+that stops its group once this process is gone.
 """
 from __future__ import annotations
 
@@ -42,6 +44,9 @@ KNOWN: dict[str, tuple[str, list[str]]] = {
 _READY_TIMEOUT = {"engine": 10.0, "template": 120.0, "vllm": 900.0, "llamacpp": 900.0,
                   "ollama": 900.0}
 _LAST_LINES = 40
+# stop() and the watchdog: each signal to the server's group, then how long it may take to end.
+_TERM_GRACE = 10.0
+_KILL_GRACE = 5.0
 # deploy="engine" stands in for a model: it streams at a fast model's pace, so a reader
 # polling the queue sees the tokens arrive one by one, as the seed shows.
 ENGINE_TOKENS_PER_SECOND = 200.0
@@ -94,6 +99,7 @@ class ProcessDeployment(Deployment):
         self.proc: subprocess.Popen[str] | None = None
         self.lines: collections.deque[str] = collections.deque(maxlen=_LAST_LINES)
         self._reader: threading.Thread | None = None
+        self._watchdog: _Watchdog | None = None
 
     @property
     def pid(self) -> int | None:
@@ -106,13 +112,21 @@ class ProcessDeployment(Deployment):
         process exits or is not ready within ``ready_timeout`` (its last output included).
         """
         env = dict(os.environ, **(self.env or {}))
+        # The watchdog starts first, so the server is guarded from the moment it exists.
+        watchdog = _Watchdog()
         try:
             self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, text=True, errors="replace",
                                          bufsize=1, start_new_session=True, env=env)
         except FileNotFoundError as e:
+            watchdog.release()
             raise LLMConfigError(f"deploy {self.kind!r}: command {self.args[0]!r} not found on PATH "
                                  f"({shlex.join(self.args)}); install it or use deploy='engine'") from e
+        except BaseException:
+            watchdog.release()
+            raise
+        watchdog.guard(self.proc.pid)
+        self._watchdog = watchdog
         _live.add(self)
         log.info("deploy %s: started pid %d: %s", self.kind, self.proc.pid, shlex.join(self.args))
         self._reader = threading.Thread(target=self._read_output, daemon=True,
@@ -164,35 +178,170 @@ class ProcessDeployment(Deployment):
     def stop(self) -> None:
         """Terminate the server's whole process group (SIGTERM, then SIGKILL). Idempotent."""
         proc, self.proc = self.proc, None
+        watchdog, self._watchdog = self._watchdog, None
         _live.discard(self)
         if proc is None:
             return
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, grace in ((signal.SIGTERM, _TERM_GRACE), (signal.SIGKILL, _KILL_GRACE)):
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
                 break   # the group is empty
+            deadline = time.monotonic() + grace
             try:
                 proc.wait(grace)
             except subprocess.TimeoutExpired:
                 continue
-            if not _group_alive(proc.pid):
+            # The server is reaped; what it spawned gets the rest of the grace to end too.
+            if _wait_group_gone(proc.pid, deadline):
                 break
         else:
             log.warning("deploy %s: process group %d survived SIGKILL", self.kind, proc.pid)
+        # Only now: were stop() interrupted above, the watchdog would still finish the job.
+        if watchdog is not None:
+            watchdog.release()
         if proc.stdout is not None:
             proc.stdout.close()
         log.info("deploy %s: stopped pid %d", self.kind, proc.pid)
 
 
 def _group_alive(pgid: int) -> bool:
+    """True while process group ``pgid`` has a member that is not a zombie.
+
+    An exited process stays a zombie until its parent reaps it, and an init that never reaps
+    (some containers) keeps orphaned zombies forever; they cannot run, so they do not count.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    if not os.path.isdir("/proc"):
+        return True   # no procfs (not Linux): a zombie cannot be told from a live process
+    # The leader first (one file); the whole process table only once the leader has ended.
+    if _is_live_member(f"/proc/{pgid}/stat", pgid):
+        return True
+    return any(_is_live_member(f"/proc/{name}/stat", pgid)
+               for name in os.listdir("/proc") if name.isdigit())
+
+
+def _is_live_member(stat_path: str, pgid: int) -> bool:
+    try:
+        with open(stat_path, "rb") as f:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            state, _ppid, pgrp = f.read().rsplit(b")", 1)[1].split()[:3]
+    except OSError:
+        return False   # it exited while we looked
+    return int(pgrp) == pgid and state not in (b"Z", b"X")
+
+
+def _wait_group_gone(pgid: int, deadline: float) -> bool:
+    """Wait until process group ``pgid`` is gone; False if it is still there at ``deadline``."""
+    while _group_alive(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        # Other members of the group are not our children: there is nothing to wait on.
+        time.sleep(0.02)
     return True
+
+
+# The watchdog runs as `python -I -c _WATCHDOG_SOURCE TERM_GRACE KILL_GRACE`, in its own session
+# so that signals to this process's group or terminal do not reach it. Its stdin is a pipe whose
+# write end only this process holds (close-on-exec, so no server inherits it): the first line is
+# the process group to guard; end of file means this process is gone, however it died, and the
+# watchdog then stops the group as stop() does. It exits on its own once the group has ended.
+# It is source text rather than a module so that it starts in a bare interpreter, in milliseconds;
+# alive() and is_live_member() restate _group_alive() and _is_live_member() above for that reason.
+_WATCHDOG_SOURCE = r"""
+import os, select, signal, sys, time
+
+def alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if not os.path.isdir("/proc"):
+        return True
+    if is_live_member("/proc/%d/stat" % pgid, pgid):
+        return True
+    return any(is_live_member("/proc/" + name + "/stat", pgid)
+               for name in os.listdir("/proc") if name.isdigit())
+
+def is_live_member(path, pgid):
+    try:
+        with open(path, "rb") as f:
+            state, _ppid, pgrp = f.read().rsplit(b")", 1)[1].split()[:3]
+    except OSError:
+        return False
+    return int(pgrp) == pgid and state not in (b"Z", b"X")
+
+def main(term_grace, kill_grace):
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(0, 64)
+        if not chunk:
+            return
+        data += chunk
+    pgid = int(data.split(b"\n", 1)[0])
+    while True:
+        if select.select([0], [], [], 1.0)[0]:
+            if not os.read(0, 64):
+                break
+        elif not alive(pgid):
+            return
+    for sig, grace in ((signal.SIGTERM, term_grace), (signal.SIGKILL, kill_grace)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while alive(pgid):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+        else:
+            return
+
+main(float(sys.argv[1]), float(sys.argv[2]))
+"""
+
+
+class _Watchdog:
+    """A process that stops a server's process group if this process dies without ``stop()``.
+
+    ``atexit`` does not run when this process is killed by a signal or leaves by ``os._exit``,
+    and the server, in its own session, would keep running with everything it spawned. A pipe
+    is the one "parent died" signal that works for every kind of death, SIGKILL included (a
+    ``PR_SET_PDEATHSIG`` fires when the forking *thread* ends and reaches the server alone).
+    Limit: a child forked from this process without exec (``multiprocessing``'s fork start
+    method) inherits the pipe, so the watchdog also waits for that child to end.
+    """
+
+    def __init__(self) -> None:
+        read_end, write_end = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-I", "-c", _WATCHDOG_SOURCE, str(_TERM_GRACE), str(_KILL_GRACE)],
+                stdin=read_end, stdout=subprocess.DEVNULL, start_new_session=True)
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        self._pipe = os.fdopen(write_end, "wb", buffering=0)
+
+    def guard(self, pgid: int) -> None:
+        """Watch process group ``pgid`` from now on."""
+        self._pipe.write(f"{pgid}\n".encode())
+
+    def release(self) -> None:
+        """End the watchdog without it touching the group (``stop()`` has done its job)."""
+        self._proc.kill()
+        self._proc.wait()
+        self._pipe.close()
 
 
 def _answers(url: str) -> bool:
