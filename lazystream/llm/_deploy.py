@@ -27,6 +27,7 @@ import urllib.request
 import weakref
 from collections.abc import Sequence
 
+from . import _process_group
 from .engine import Engine
 from .errors import DeployError, LLMConfigError
 
@@ -205,108 +206,14 @@ class ProcessDeployment(Deployment):
         log.info("deploy %s: stopped pid %d", self.kind, proc.pid)
 
 
-def _group_alive(pgid: int) -> bool:
-    """True while process group ``pgid`` has a member that is not a zombie.
-
-    An exited process stays a zombie until its parent reaps it, and an init that never reaps
-    (some containers) keeps orphaned zombies forever; they cannot run, so they do not count.
-    """
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if not os.path.isdir("/proc"):
-        return True   # no procfs (not Linux): a zombie cannot be told from a live process
-    # The leader first (one file); the whole process table only once the leader has ended.
-    if _is_live_member(f"/proc/{pgid}/stat", pgid):
-        return True
-    return any(_is_live_member(f"/proc/{name}/stat", pgid)
-               for name in os.listdir("/proc") if name.isdigit())
-
-
-def _is_live_member(stat_path: str, pgid: int) -> bool:
-    try:
-        with open(stat_path, "rb") as f:
-            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-            state, _ppid, pgrp = f.read().rsplit(b")", 1)[1].split()[:3]
-    except OSError:
-        return False   # it exited while we looked
-    return int(pgrp) == pgid and state not in (b"Z", b"X")
-
-
 def _wait_group_gone(pgid: int, deadline: float) -> bool:
     """Wait until process group ``pgid`` is gone; False if it is still there at ``deadline``."""
-    while _group_alive(pgid):
+    while _process_group.alive(pgid):
         if time.monotonic() >= deadline:
             return False
         # Other members of the group are not our children: there is nothing to wait on.
         time.sleep(0.02)
     return True
-
-
-# The watchdog runs as `python -I -c _WATCHDOG_SOURCE TERM_GRACE KILL_GRACE`, in its own session
-# so that signals to this process's group or terminal do not reach it. Its stdin is a pipe whose
-# write end only this process holds (close-on-exec, so no server inherits it): the first line is
-# the process group to guard; end of file means this process is gone, however it died, and the
-# watchdog then stops the group as stop() does. It exits on its own once the group has ended.
-# It is source text rather than a module so that it starts in a bare interpreter, in milliseconds;
-# alive() and is_live_member() restate _group_alive() and _is_live_member() above for that reason.
-_WATCHDOG_SOURCE = r"""
-import os, select, signal, sys, time
-
-def alive(pgid):
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    if not os.path.isdir("/proc"):
-        return True
-    if is_live_member("/proc/%d/stat" % pgid, pgid):
-        return True
-    return any(is_live_member("/proc/" + name + "/stat", pgid)
-               for name in os.listdir("/proc") if name.isdigit())
-
-def is_live_member(path, pgid):
-    try:
-        with open(path, "rb") as f:
-            state, _ppid, pgrp = f.read().rsplit(b")", 1)[1].split()[:3]
-    except OSError:
-        return False
-    return int(pgrp) == pgid and state not in (b"Z", b"X")
-
-def main(term_grace, kill_grace):
-    data = b""
-    while b"\n" not in data:
-        chunk = os.read(0, 64)
-        if not chunk:
-            return
-        data += chunk
-    pgid = int(data.split(b"\n", 1)[0])
-    while True:
-        if select.select([0], [], [], 1.0)[0]:
-            if not os.read(0, 64):
-                break
-        elif not alive(pgid):
-            return
-    for sig, grace in ((signal.SIGTERM, term_grace), (signal.SIGKILL, kill_grace)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while alive(pgid):
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(0.05)
-        else:
-            return
-
-main(float(sys.argv[1]), float(sys.argv[2]))
-"""
 
 
 class _Watchdog:
@@ -324,7 +231,7 @@ class _Watchdog:
         read_end, write_end = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-c", _WATCHDOG_SOURCE, str(_TERM_GRACE), str(_KILL_GRACE)],
+                [sys.executable, "-I", _process_group.__file__, str(_TERM_GRACE), str(_KILL_GRACE)],
                 stdin=read_end, stdout=subprocess.DEVNULL, start_new_session=True)
         except BaseException:
             os.close(write_end)
