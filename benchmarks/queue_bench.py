@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import queue as stdqueue
 import sqlite3
-import statistics
 import sys
 import tempfile
 import threading
