@@ -7,7 +7,8 @@ The public API, in one place. LazyLLM's model: ``ThreadPoolExecutor``,
 from . import session as _session_mod
 from .events import Event
 from .executor import Thread, ThreadPoolExecutor
-from .flow import BranchError, parallel, pipeline
+from .flow import (BranchError, _0, _1, _2, _3, _4, _5, _6, _7, _8, _9, bind, diverter, ifs, loop, package,
+                   parallel, pipeline, switch, warp)
 from .follow import follow
 from .module import ModuleBase
 from .queue import FileSystemQueue, ProducerGone, StorageError, read_session, tail
@@ -27,7 +28,9 @@ globals = _session_mod.globals  # noqa: A001 - the seed's name
 __all__ = [
     "session", "current_sid", "globals", "Event",
     "FileSystemQueue", "read_session", "tail", "StorageError", "ProducerGone",
-    "ThreadPoolExecutor", "Thread", "ModuleBase", "pipeline", "parallel", "BranchError", "follow",
+    "ThreadPoolExecutor", "Thread", "ModuleBase", "follow",
+    "pipeline", "parallel", "diverter", "warp", "ifs", "switch", "loop", "bind", "package", "BranchError",
+    "_0", "_1", "_2", "_3", "_4", "_5", "_6", "_7", "_8", "_9",
     "OnlineChatModule", "TrainableModule", "engine", "tools",
     "LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError",
     "Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought", "Module", "Tool",

@@ -375,8 +375,9 @@ def test_failing_parallel_branch_is_named():
 def test_flows_reject_non_callables():
     with pytest.raises(TypeError, match="step 1"):
         pipeline(str, 3)
-    with pytest.raises(ValueError, match="at least one"):
-        parallel()
+    with pytest.raises(ValueError, match=r"parallel has no steps: give them as arguments or assign "
+                                         r"them in `with parallel\(\) as p:`"):
+        parallel()("x")
 
 
 # --- retention --------------------------------------------------------------------------
