@@ -80,18 +80,55 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
 class Thread(threading.Thread):
     """A ``threading.Thread`` whose target runs in a copy of the creator's context.
 
-    The target's exception is written as an ``error`` event and kept in ``.exception``.
+    ``prehook``: a callable or a list of callables run in the thread before the target.
+    ``get_result()`` waits for the thread and returns the target's return value, or
+    raises its exception (as LazyLLM's ``Thread``, the exception is not raised inside the
+    thread, so ``threading.excepthook`` does not print it). It is also written as an
+    ``error`` event and kept in ``.exception``.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, group: None = None, target: Callable[..., Any] | None = None,
+                 name: str | None = None, args: tuple = (), kwargs: dict[str, Any] | None = None,
+                 *, prehook: Callable[[], Any] | list[Callable[[], Any]] | None = None,
+                 daemon: bool | None = None) -> None:
+        super().__init__(group, target, name, args, kwargs, daemon=daemon)
+        hooks = list(prehook) if isinstance(prehook, (list, tuple)) else [prehook] if prehook else []
+        for hook in hooks:
+            if not callable(hook):
+                raise TypeError(f"Thread: prehook must be a callable or a list of callables, "
+                                f"got {hook!r}")
+        self._prehooks = hooks
         self._context = _carry()
+        self._result: Any = None
         self.exception: BaseException | None = None
+
+    def _work(self) -> Any:
+        for hook in self._prehooks:
+            hook()
+        if self._target is not None:
+            return self._target(*self._args, **self._kwargs)
+        return None
 
     def run(self) -> None:
         try:
-            self._context.run(super().run)
-        except BaseException as e:  # noqa: BLE001 - reported, then the stdlib hook prints it
+            self._result = self._context.run(self._work)
+        except Exception as e:  # noqa: BLE001 - kept for get_result() and reported, as LazyLLM
             self.exception = e
             self._context.run(report_error, e)
-            raise
+        finally:
+            del self._target, self._args, self._kwargs   # as the stdlib: no reference cycles
+
+    def get_result(self, timeout: float | None = None) -> Any:
+        """Wait for the thread; return the target's result or raise its exception.
+
+        Raises ``TimeoutError`` if the thread is still running after ``timeout`` seconds,
+        and ``RuntimeError`` if it was never started.
+        """
+        if self.ident is None:
+            raise RuntimeError(f"Thread {self.name!r}: get_result() before start(); call start() first")
+        self.join(timeout)
+        if self.is_alive():
+            raise TimeoutError(f"Thread {self.name!r} is still running after {timeout} s")
+        if self.exception is not None:
+            raise self.exception
+        return self._result

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import copy
 import itertools
 import os
 import threading
@@ -127,19 +128,46 @@ def ns_scope(name: str) -> Iterator[tuple[str, ...]]:
         _ns.reset(token)
 
 
+# LazyLLM's per-session keys: present (as fresh empty values) in every session.
+_DEFAULTS: dict[str, Any] = {"user_id": None, "chat_history": {}, "global_parameters": {},
+                             "lazyllm_files": {}, "usage": {}}
+
+
 class _Globals(MutableMapping):
-    """A dict-like store private to the current session, freed when the session ends."""
+    """A dict-like store private to the current session, freed when the session ends.
+
+    Every session starts with LazyLLM's keys (``chat_history``, ``global_parameters``,
+    ``lazyllm_files``, ``usage`` as empty dicts, ``user_id`` as None), also readable as
+    attributes (``globals.chat_history``). ``globals._sid`` is the session tag.
+    """
 
     def _data(self) -> dict[str, Any]:
         sid = current_sid()
         data = _globals.get(sid)
         if data is None:
             with _globals_lock:
-                data = _globals.setdefault(sid, {})
+                data = _globals.setdefault(sid, copy.deepcopy(_DEFAULTS))
         return data
 
+    @property
+    def _sid(self) -> str:
+        """The current session tag (LazyLLM's name for ``current_sid()``)."""
+        return current_sid()
+
+    def _init_sid(self, sid: str | None = None) -> str:
+        """Tag the current context with ``sid`` (a fresh tag if None); return it."""
+        if sid is not None and (not isinstance(sid, str) or not sid):
+            raise ValueError(f"globals._init_sid: sid must be a non-empty string, got {sid!r}")
+        sid = sid or _new_sid()
+        _sid.set(sid)
+        return sid
+
     def __getitem__(self, key: str) -> Any:
-        return self._data()[key]
+        try:
+            return self._data()[key]
+        except KeyError:
+            raise KeyError(f"{key!r} is not set in the globals of session {current_sid()!r}; "
+                           f"set it first (globals[{key!r}] = ...) or use globals.get({key!r})") from None
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._data()[key] = value
@@ -152,6 +180,23 @@ class _Globals(MutableMapping):
 
     def __len__(self) -> int:
         return len(self._data())
+
+    def clear(self) -> None:
+        """Drop this session's values; the next access starts again from the defaults."""
+        with _globals_lock:
+            _globals.pop(current_sid(), None)
+
+    def __getattr__(self, key: str) -> Any:
+        if key in _DEFAULTS:
+            return self[key]
+        raise AttributeError(f"globals has no attribute {key!r}; read session values as "
+                             f"globals[{key!r}]")
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key in _DEFAULTS:
+            self[key] = value
+        else:
+            raise AttributeError(f"globals: set session values as globals[{key!r}] = ...")
 
     def __repr__(self) -> str:
         return f"globals({self._data()!r})"

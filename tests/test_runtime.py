@@ -541,3 +541,52 @@ def test_tail_raises_when_the_producer_process_died(fresh_home):
 def test_emit_rejects_an_empty_kind():
     with pytest.raises(ValueError, match="kind"):
         emit("", "x")
+
+
+# --- LazyLLM's Thread and globals ---------------------------------------------------------
+
+def test_thread_get_result_returns_the_target_value():
+    t = lazystream.Thread(target=lambda a, b: a + b, args=(1, 2))
+    t.start()
+    assert t.get_result() == 3
+
+
+def test_thread_get_result_raises_the_target_error_and_runs_prehooks_first():
+    order = []
+
+    def target():
+        order.append("target")
+        raise ValueError("bad city")
+
+    with session() as sid:
+        t = lazystream.Thread(target=target, prehook=lambda: order.append("hook"))
+        t.start()
+        with pytest.raises(ValueError, match="bad city"):
+            t.get_result()
+    assert order == ["hook", "target"]
+    assert [(e.kind, e.data) for e in read_session(sid)][0] == \
+        ("error", {"type": "ValueError", "message": "bad city"})
+
+
+def test_thread_get_result_before_start_says_so():
+    with pytest.raises(RuntimeError, match=r"get_result\(\) before start\(\); call start\(\) first"):
+        lazystream.Thread(target=str).get_result()
+
+
+def test_globals_sid_and_lazyllm_default_keys():
+    with session() as sid:
+        g = lazystream.globals
+        assert g._sid == sid
+        assert g["chat_history"] == {} and g["global_parameters"] == {}
+        assert g.chat_history is g["chat_history"] and g.get("user_id") is None
+        g["global_parameters"]["temperature"] = 0.1
+        g.clear()
+        assert g["global_parameters"] == {}
+    with session():
+        assert lazystream.globals["global_parameters"] == {}   # fresh per session, never shared
+
+
+def test_missing_globals_key_names_the_session_and_the_fix():
+    with session() as sid:
+        with pytest.raises(KeyError, match=rf"'nope' is not set in the globals of session '{sid}'"):
+            lazystream.globals["nope"]

@@ -285,8 +285,6 @@ def bad_default(x: dict = {"a": object()}):  # noqa: B006
 
 
 @pytest.mark.parametrize("fn,message", [
-    (undocumented, "tool 'undocumented' has no docstring"),
-    (undescribed, "tool 'undescribed' parameter 'y' has no description: add 'y (type): ...'"),
     (bad_type, "tool 'bad_type' parameter 'x' has unsupported type set; supported: str, int"),
     (bad_union, "tool 'bad_union' parameter 'x' has unsupported type int | str (a Union other"),
     (untyped, "tool 'untyped' parameter 'x' has no type: annotate it (x: str)"),

@@ -17,6 +17,7 @@ import openai
 
 from ..executor import report_error
 from ..module import ModuleBase
+from ._history import history_messages
 from ._rawtext_parser import RawToolCallParser
 from ._tool_reply import reply_trace_text
 from ._toolcall_stream import ToolCallAssembler
@@ -112,12 +113,19 @@ class OnlineChatModule(ModuleBase):
 
     # -- the call ----------------------------------------------------------------------
     def forward(self, input: str | list[dict[str, Any]] | dict[str, Any], *,  # noqa: A002
-                tools: list[dict[str, Any]] | None = None, **params: Any) -> str | dict[str, Any]:
+                tools: list[dict[str, Any]] | None = None,
+                llm_chat_history: list[Any] | None = None, **params: Any) -> str | dict[str, Any]:
         """Send ``input`` (and ``tools``); return the text or the tool-call message.
 
-        ``params`` override the module's request parameters for this call.
+        ``llm_chat_history``: earlier turns, sent between the system prompt and ``input``,
+        in LazyLLM's formats (see ``history_messages``). ``params`` override the module's
+        request parameters for this call.
         """
-        request = {"model": self._model, "messages": self._messages(input)}
+        messages = self._messages(input)
+        if llm_chat_history:
+            at = 1 if messages and messages[0].get("role") == "system" else 0
+            messages[at:at] = history_messages(llm_chat_history, self.name)
+        request = {"model": self._model, "messages": messages}
         if self._params:
             request.update(self._params)
         if params:

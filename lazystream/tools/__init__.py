@@ -1,4 +1,4 @@
-"""Tools and agents: ``fc_register``, ``FunctionCall``, ``FunctionCallAgent``.
+"""Tools and agents: ``fc_register``, ``FunctionCall``, ``FunctionCallAgent``, ``ReactAgent``.
 
     from lazystream.tools import fc_register, FunctionCallAgent
 
@@ -18,6 +18,7 @@ See ``docs/agents.md``.
 from ._registry import Tool, fc_register
 from ._schema import ToolSchemaError
 from .function_call import FunctionCall, FunctionCallAgent, ToolCallLimitError
+from .react_agent import ReactAgent
 
-__all__ = ["fc_register", "FunctionCall", "FunctionCallAgent", "ToolCallLimitError",
+__all__ = ["fc_register", "FunctionCall", "FunctionCallAgent", "ReactAgent", "ToolCallLimitError",
            "ToolSchemaError", "Tool"]

@@ -9,13 +9,17 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ._schema import ToolSchemaError, ToolSpec, build_tool_spec
 
 __all__ = ["fc_register", "Tool", "resolve_tools", "registered_tools"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Register(Protocol):
+    def __call__(self, fn: F, func_name: str | None = None) -> F: ...
 
 # A bare name is looked up in this group first (the seed's group), then in the others.
 DEFAULT_GROUP = "tool"
@@ -56,15 +60,17 @@ def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
 
 
 def fc_register(group: str, *, name: str | None = None,
-                timeout: float | None = None) -> Callable[[F], F]:
+                timeout: float | None = None) -> _Register:
     """Return a decorator that registers a function as a tool in ``group``; the function
     itself is returned unchanged.
 
-    The tool's schema comes from its signature and docstring (see ``docs/agents.md``).
-    ``timeout`` (seconds) bounds one call of the tool; the agent's ``tool_timeout`` applies
-    otherwise. Raises ``ToolSchemaError`` naming the function and parameter for a missing
-    docstring, an undescribed parameter, an unsupported type, or a name already taken by
-    another function in the group.
+    The tool's schema comes from its signature and docstring (see ``docs/agents.md``); as in
+    LazyLLM, a function without a docstring (or with undescribed parameters) is accepted,
+    with empty descriptions. The decorator also takes a name, ``fc_register('tool')(fn,
+    'another_name')``. ``timeout`` (seconds) bounds one call of the tool; the agent's
+    ``tool_timeout`` applies otherwise. Raises ``ToolSchemaError`` naming the function and
+    parameter for a missing or unsupported type, or a name already taken by another function
+    in the group.
     """
     if not isinstance(group, str) or not group or "." in group:
         raise ToolSchemaError(f"fc_register: group must be a non-empty name without '.', "
@@ -73,8 +79,12 @@ def fc_register(group: str, *, name: str | None = None,
         raise ToolSchemaError(f"fc_register: timeout must be a positive number of seconds, "
                               f"got {timeout!r}")
 
-    def register(fn: F) -> F:
-        spec = build_tool_spec(fn, name)
+    def register(fn: F, func_name: str | None = None) -> F:
+        # LazyLLM's `fc_register('tool')(fn, 'another_name')` registers under a new name.
+        if func_name is not None and not isinstance(func_name, str):
+            raise ToolSchemaError(f"fc_register: the name to register under must be a str, "
+                                  f"got {func_name!r}; e.g. fc_register('tool')(fn, 'my_tool')")
+        spec = build_tool_spec(fn, func_name or name, require_docs=False)
         tool = Tool(spec.name, fn, spec, group, timeout)
         with _lock:
             members = _groups.setdefault(group, {})
@@ -143,7 +153,7 @@ def resolve_tools(tools: Iterable[str | Callable[..., Any] | Tool]) -> list[Tool
             if registered:
                 tool = registered[0]
             else:
-                spec = build_tool_spec(item)
+                spec = build_tool_spec(item, require_docs=False)
                 tool = Tool(spec.name, item, spec)
         else:
             raise TypeError(f"tools: {item!r} is neither a tool name nor a function")

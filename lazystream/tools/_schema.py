@@ -172,12 +172,14 @@ def _annotations(fn: Callable[..., Any]) -> dict[str, Any]:
         return {}
 
 
-def build_tool_spec(fn: Callable[..., Any], name: str | None = None) -> ToolSpec:
+def build_tool_spec(fn: Callable[..., Any], name: str | None = None, *,
+                    require_docs: bool = True) -> ToolSpec:
     """Return the OpenAI tool schema of ``fn`` from its signature and docstring.
 
     Raises ``ToolSchemaError`` naming the function and parameter for a missing docstring,
     an undescribed parameter, a missing or unsupported type, ``*args``/``**kwargs`` or a
-    default that is not JSON.
+    default that is not JSON. With ``require_docs=False`` (LazyLLM's ``fc_register``) a
+    missing summary is an empty description and an undescribed parameter has none.
     """
     if not callable(fn):
         raise ToolSchemaError(f"tool {fn!r} is not callable: register a function")
@@ -186,12 +188,12 @@ def build_tool_spec(fn: Callable[..., Any], name: str | None = None) -> ToolSpec
         raise ToolSchemaError(f"tool {fn!r} has no usable name: pass name='my_tool'")
     doc = inspect.getdoc(fn) if inspect.isfunction(fn) or inspect.ismethod(fn) else fn.__doc__
     parsed = parse_docstring(doc)
-    if not parsed.summary and not parsed.descriptions:
+    if require_docs and not parsed.summary and not parsed.descriptions:
         raise ToolSchemaError(
             f"tool '{name}' has no docstring: add one with a one-line summary and an "
             f"'Args:' entry per parameter, e.g. '\"\"\"Get the weather.\\n\\nArgs:\\n    "
             f"location (str): The city.\"\"\"'")
-    if not parsed.summary:
+    if require_docs and not parsed.summary:
         raise ToolSchemaError(f"tool '{name}' has no summary line in its docstring: the first "
                               f"line says what the tool does")
     try:
@@ -211,7 +213,7 @@ def build_tool_spec(fn: Callable[..., Any], name: str | None = None) -> ToolSpec
             raise ToolSchemaError(f"{where}: positional-only parameters are not supported; "
                                   f"tools are called with keyword arguments")
         description = parsed.descriptions.get(pname, "").strip()
-        if not description:
+        if require_docs and not description:
             raise ToolSchemaError(f"{where} has no description: add '{pname} (type): ...' "
                                   f"under 'Args:' (or ':param {pname}: ...') in the docstring")
         if pname in hints:
@@ -230,7 +232,8 @@ def build_tool_spec(fn: Callable[..., Any], name: str | None = None) -> ToolSpec
         except _Unsupported as e:
             raise ToolSchemaError(f"{where} has unsupported type {e}; supported: "
                                   f"{_SUPPORTED}") from None
-        prop: dict[str, Any] = {**schema, "description": description}
+        described = {"description": description} if description else {}
+        prop: dict[str, Any] = {**schema, **described}
         if param.default is inspect.Parameter.empty:
             required.append(pname)
         else:
@@ -240,7 +243,7 @@ def build_tool_spec(fn: Callable[..., Any], name: str | None = None) -> ToolSpec
             if default is None and "null" not in (prop["type"] if isinstance(prop["type"], list)
                                                   else [prop["type"]]):
                 # `x: int = None` is an implicit Optional.
-                prop = {**_nullable(schema), "description": description}
+                prop = {**_nullable(schema), **described}
             try:
                 json.dumps(default)
             except (TypeError, ValueError):
@@ -252,5 +255,6 @@ def build_tool_spec(fn: Callable[..., Any], name: str | None = None) -> ToolSpec
         properties[pname] = prop
     parameters = {"type": "object", "properties": properties, "required": required}
     schema = {"type": "function",
-              "function": {"name": name, "description": parsed.summary, "parameters": parameters}}
+              "function": {"name": name, "description": parsed.summary or "",
+                           "parameters": parameters}}
     return ToolSpec(name=name, schema=schema, enums=enums)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..executor import report_error
+from ..llm._history import history_messages
 from ..llm._tool_reply import seed_view
 from ..module import ModuleBase
 from ..queue import emit
@@ -31,8 +32,11 @@ __all__ = ["FunctionCall", "FunctionCallAgent", "ToolCallLimitError"]
 ToolSpecifier = str | Callable[..., Any] | Tool
 
 
-class ToolCallLimitError(RuntimeError):
-    """The model still asked for tools when the agent's round limit (``max_retries``) ran out."""
+class ToolCallLimitError(RuntimeError, ValueError):
+    """The model still asked for tools when the agent's round limit (``max_retries``) ran out.
+
+    Also a ``ValueError``, the error LazyLLM's agents raise in this case.
+    """
 
 
 def _as_messages(value: Any) -> list[dict[str, Any]]:
@@ -93,15 +97,16 @@ class FunctionCall(ModuleBase):
     registered with ``fc_register``, functions, or both. ``tool_timeout``: seconds one tool
     call may take (a tool's own ``fc_register(timeout=...)`` wins).
 
-    Calling it with the question (str) or the conversation (OpenAI messages) returns the
-    answer text when the model made no tool calls, else the conversation extended with the
-    assistant message and the tool messages. Raises ``TypeError`` for other input, and
-    whatever the model raises.
+    Calling it with the question (str) or the conversation (OpenAI messages), and
+    optionally LazyLLM's ``llm_chat_history`` (earlier turns, put before the input), returns
+    the answer text when the model made no tool calls, else the conversation (history
+    included) extended with the assistant message and the tool messages. Raises
+    ``TypeError`` for other input, and whatever the model raises.
     """
 
     def __init__(self, llm: Callable[..., Any], tools: Iterable[ToolSpecifier], *,
                  tool_timeout: float | None = 60.0, return_trace: bool = False,
-                 name: str | None = None) -> None:
+                 name: str | None = None, _prompt: str | None = None) -> None:
         super().__init__(return_trace=return_trace, name=name)
         if not callable(llm):
             raise TypeError(f"FunctionCall: llm must be a chat module such as "
@@ -114,14 +119,18 @@ class FunctionCall(ModuleBase):
         self._tools: dict[str, Tool] = {t.name: t for t in resolve_tools(tools)}
         self._schemas = [t.schema for t in self._tools.values()]
         self._tool_timeout = tool_timeout
+        self._prompt = _prompt
 
     @property
     def tools(self) -> list[Tool]:
         """The tools offered to the model, in order."""
         return list(self._tools.values())
 
-    def forward(self, input: Any) -> str | list[dict[str, Any]]:  # noqa: A002 - the seed's word
-        messages = _as_messages(input)
+    def forward(self, input: Any,  # noqa: A002 - the seed's word
+                llm_chat_history: list[Any] | None = None) -> str | list[dict[str, Any]]:
+        messages = history_messages(llm_chat_history, "FunctionCall") + _as_messages(input)
+        if self._prompt and messages[0].get("role") != "system":
+            messages.insert(0, {"role": "system", "content": self._prompt})
         reply = self.llm(messages, tools=self._schemas)
         content, raw_calls = _split_reply(reply)
         if not raw_calls:
@@ -159,32 +168,38 @@ class FunctionCallAgent(ModuleBase):
     for tools after ``max_retries`` rounds.
     """
 
+    _prompt: str | None = None   # a system prompt of the agent's own (ReactAgent's)
+
     def __init__(self, llm: Callable[..., Any], tools: Iterable[ToolSpecifier],
                  max_retries: int = 5, return_trace: bool = False, *,
                  tool_timeout: float | None = 60.0, name: str | None = None) -> None:
         super().__init__(return_trace=return_trace, name=name)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 1:
-            raise ValueError(f"FunctionCallAgent: max_retries must be an int >= 1 (the most "
+            raise ValueError(f"{type(self).__name__}: max_retries must be an int >= 1 (the most "
                              f"model requests per question), got {max_retries!r}")
         self._max_retries = max_retries
         self.function_call = FunctionCall(llm, tools, tool_timeout=tool_timeout,
-                                          return_trace=return_trace)
+                                          return_trace=return_trace, _prompt=self._prompt)
 
     @property
     def tools(self) -> list[Tool]:
         """The tools offered to the model, in order."""
         return self.function_call.tools
 
-    def forward(self, input: Any) -> str:  # noqa: A002 - the seed's word
-        state: Any = input
-        for _ in range(self._max_retries):
-            state = self.function_call(state)
+    def forward(self, input: Any,  # noqa: A002 - the seed's word
+                llm_chat_history: list[Any] | None = None) -> str:
+        """Answer ``input``, after LazyLLM's ``llm_chat_history`` (earlier turns) if given."""
+        state: Any = self.function_call(input, llm_chat_history)
+        for _ in range(self._max_retries - 1):
             if isinstance(state, str):
                 return state
+            state = self.function_call(state)
+        if isinstance(state, str):
+            return state
         asked = [m for m in state if m.get("role") == "assistant"][-1]["tool_calls"]
         names = ", ".join(c["function"]["name"] for c in asked)
         exc = ToolCallLimitError(
-            f"FunctionCallAgent: the model still asked for tools ({names}) after "
+            f"{type(self).__name__}: the model still asked for tools ({names}) after "
             f"max_retries={self._max_retries} rounds; raise max_retries, or check the tool "
             f"results the model keeps retrying")
         report_error(exc)
