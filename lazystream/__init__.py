@@ -16,8 +16,9 @@ from .session import current_sid, session
 from .llm import (DeployError, LLMConfigError, LLMError, LLMStreamError, LLMTimeoutError, OnlineChatModule,
                   TrainableModule)
 from . import engine
-from .programs import (LM, AdapterParseError, ChainOfThought, ChatAdapter, InputField, JSONAdapter, Module,
-                       OutputField, Predict, Prediction, Signature, Tool, configure, settings)
+from .programs import (LM, AdapterParseError, BaseCallback, ChainOfThought, ChatAdapter, InputField, JSONAdapter,
+                       Module, OutputField, Predict, Prediction, Signature, Tool, XMLAdapter, configure, context,
+                       settings)
 from . import streaming
 from .streaming import streamify
 from . import web
@@ -34,6 +35,6 @@ __all__ = [
     "OnlineChatModule", "TrainableModule", "engine", "tools",
     "LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError",
     "Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought", "Module", "Tool",
-    "LM", "configure", "settings", "ChatAdapter", "JSONAdapter", "AdapterParseError",
+    "LM", "configure", "settings", "context", "ChatAdapter", "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback",
     "streamify", "streaming", "web",
 ]

@@ -2,7 +2,8 @@
 
 ``import lazystream as dspy`` gives these names at the top level; see ``docs/programs.md``.
 """
-from .adapters import Adapter, AdapterParseError, ChatAdapter, JSONAdapter
+from .adapters import Adapter, AdapterParseError, ChatAdapter, JSONAdapter, XMLAdapter
+from .callback import BaseCallback
 from .lm import LM
 from .module import Module
 from .predict import ChainOfThought, Predict
@@ -11,6 +12,8 @@ from .settings import configure, settings
 from .signature import InputField, OutputField, Signature
 from .tool import Tool
 
+context = settings.context  # DSPy's `dspy.context(...)`
+
 __all__ = ["Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought",
            "Module", "Tool", "LM", "configure", "settings", "Adapter", "ChatAdapter",
-           "JSONAdapter", "AdapterParseError"]
+           "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback", "context"]

@@ -1,10 +1,11 @@
 """An engine policy that plays the model for programs: it answers adapter prompts.
 
 ``program_policy(request)`` is a policy for ``lazystream.llm.engine.Engine``. It reads the
-prompt a ``ChatAdapter`` or ``JSONAdapter`` built — which output fields are asked for (the
-last user message names them, in order), their types (the system message lists them) and
-the input values (the ``[[ ## name ## ]]`` sections) — and answers in the same format:
-``[[ ## field ## ]]`` sections ending with ``[[ ## completed ## ]]``, or one JSON object.
+prompt a ``ChatAdapter``, ``JSONAdapter`` or ``XMLAdapter`` built — which output fields are
+asked for (the last user message names them, in order), their types (the system message
+lists them) and the input values (the ``[[ ## name ## ]]`` sections or ``<name>`` elements)
+— and answers in the same format: ``[[ ## field ## ]]`` sections ending with
+``[[ ## completed ## ]]``, one JSON object, or one ``<field>`` element per field.
 
 It is a handful of rules, not a model. Each output field is filled from the inputs:
 
@@ -29,6 +30,7 @@ from typing import Any
 
 from ..llm.engine.policy import Request, content_text
 from .adapters.chat_markers import marker, sections
+from .adapters.xml_adapter import elements
 
 __all__ = ["program_policy"]
 
@@ -36,6 +38,8 @@ _CHAT_ASK = re.compile(r"Respond with the corresponding output fields, starting 
                        r"(.*?)and then ending with the marker", re.S)
 _JSON_ASK = re.compile(r"Respond with a JSON object in the following order of fields: (.*?)\.\s*$",
                        re.S)
+_XML_ASK = re.compile(r"Respond with the corresponding output fields wrapped in XML tags (.*?)\.\s*$",
+                      re.S)
 _FIELD_TYPE = re.compile(r"^\d+\. `(\w+)` \(([^)]*)\)", re.M)
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 _WORDS = ("the quick brown fox jumps over the lazy dog while a patient river carries "
@@ -45,7 +49,12 @@ _WORDS = ("the quick brown fox jumps over the lazy dog while a patient river car
 def program_policy(request: Request) -> str:
     """Return the reply to an adapter prompt (see the module docstring)."""
     user = request.last_user
-    chat, as_json = _CHAT_ASK.search(user), _JSON_ASK.search(user)
+    chat, as_json, as_xml = _CHAT_ASK.search(user), _JSON_ASK.search(user), _XML_ASK.search(user)
+    if as_xml:
+        names = re.findall(r"`<(\w+)>`", as_xml.group(1))
+        inputs = {k: _plain(v) for k, v in elements(user[:as_xml.start()]).items()}
+        values = _Composer(inputs, names).values()
+        return "\n\n".join(f"<{n}>\n{values[n]}\n</{n}>" for n in names)
     if not chat and not as_json:
         return user
     ask = (chat or as_json).group(1)

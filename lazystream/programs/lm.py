@@ -17,23 +17,34 @@ start the bundled engine and export ``OPENAI_BASE_URL`` (see ``docs/programs.md`
 Inside ``streamify``, when a listener wants the calling predictor, the reply is streamed
 and each content delta is written as a ``text`` event (see ``lazystream.programs._run``);
 otherwise one non-streaming request is made. A cache hit makes no request and writes no
-tokens.
+tokens. ``await lm.acall(...)`` does the same with ``openai.AsyncOpenAI``.
+
+DSPy's own keywords (``model_type``, ``callbacks``, ``provider``, ``finetuning_model``,
+``launch_kwargs``, ``train_kwargs``, ``use_developer_role``, ``rollout_id``,
+``cache_in_memory``) are kept on the LM and never sent to the model; ``rollout_id`` (on the
+LM or per call) only makes a distinct cache entry, as in DSPy.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import weakref
 from typing import Any
 
 from ..module import ModuleBase
 from ..queue import emit
 from . import cache as _cache
 from ._run import StreamRun, check_cancelled, current_run, token_run
+from .callback import acall_with_callbacks, call_with_callbacks
 
 __all__ = ["LM"]
 
 _PROVIDERS = {"openai", "hosted_vllm", "vllm", "ollama", "ollama_chat", "lm_studio",
               "openrouter", "together_ai", "deepseek", "groq", "fireworks_ai", "text-completion-openai"}
+
+# Request keywords that mean something to DSPy, not to the model API: never sent.
+_LOCAL_KEYWORDS = ("rollout_id", "cache_in_memory", "use_developer_role")
 
 
 class LM(ModuleBase):
@@ -44,14 +55,25 @@ class LM(ModuleBase):
     they are.
     """
 
-    def __init__(self, model: str, api_base: str | None = None, *, base_url: str | None = None,
-                 api_key: str | None = None, cache: bool = True, temperature: float | None = None,
-                 max_tokens: int | None = None, num_retries: int = 2,
-                 timeout: float | None = None, **kwargs: Any) -> None:
+    def __init__(self, model: str, model_type: str = "chat", api_base: str | None = None, *,
+                 base_url: str | None = None, api_key: str | None = None, cache: bool = True,
+                 temperature: float | None = None, max_tokens: int | None = None,
+                 num_retries: int = 3, timeout: float | None = None,
+                 callbacks: list[Any] | None = None, provider: Any = None,
+                 finetuning_model: str | None = None, launch_kwargs: dict[str, Any] | None = None,
+                 train_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__()
         if not isinstance(model, str) or not model.strip():
             raise ValueError(f"LM: model must be a non-empty string like 'openai/gpt-4o-mini', "
                              f"got {model!r}")
+        if model_type != "chat":
+            if isinstance(model_type, str) and model_type.startswith(("http://", "https://")):
+                raise ValueError(f"LM({model!r}, {model_type!r}): the second positional argument "
+                                 f"is model_type (as in DSPy); pass the endpoint as "
+                                 f"api_base={model_type!r}")
+            raise ValueError(f"LM({model!r}): model_type={model_type!r} is not supported; "
+                             "lazystream calls chat models through the Chat Completions API "
+                             "(model_type='chat')")
         if api_base is not None and base_url is not None and api_base != base_url:
             raise ValueError(f"LM: api_base={api_base!r} and base_url={base_url!r} disagree; "
                              "pass one of them")
@@ -60,32 +82,69 @@ class LM(ModuleBase):
         self.api_base = api_base or base_url
         self.api_key = api_key
         self.cache = bool(cache)
+        self.model_type = model_type
         self.num_retries = num_retries
         self.timeout = timeout
+        self.callbacks = list(callbacks or ())
+        self.provider = provider
+        self.finetuning_model = finetuning_model
+        self.launch_kwargs = dict(launch_kwargs or {})
+        self.train_kwargs = dict(train_kwargs or {})
         self.kwargs = {k: v for k, v in
                        {"temperature": temperature, "max_tokens": max_tokens, **kwargs}.items()
                        if v is not None}
         self._client_obj: Any = None
         self._client_lock = threading.Lock()
+        # One AsyncOpenAI client per event loop: its connection pool belongs to one loop.
+        self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"LM({self.model!r})"
 
-    def forward(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None,
-                **kwargs: Any) -> list[str]:
-        """Return ``[reply text]`` for ``prompt`` or ``messages`` (extra kwargs: request params)."""
+    def __call__(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None,
+                 **kwargs: Any) -> list[str]:
+        given = {k: v for k, v in (("prompt", prompt), ("messages", messages)) if v is not None}
+        return call_with_callbacks(
+            self, "lm", {"prompt": prompt, "messages": messages, "kwargs": kwargs},
+            lambda: ModuleBase.__call__(self, **given, **kwargs))
+
+    async def acall(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None,
+                    **kwargs: Any) -> list[str]:
+        """Await ``[reply text]``: ``forward``'s async twin (``openai.AsyncOpenAI``)."""
+        from ._async import acall_module  # late: _async imports module.py, which is fine
+
+        given = {k: v for k, v in (("prompt", prompt), ("messages", messages)) if v is not None}
+        return await acall_with_callbacks(
+            self, "lm", {"prompt": prompt, "messages": messages, "kwargs": kwargs},
+            lambda: acall_module(self, self.aforward, (), {**given, **kwargs}))
+
+    def _request(self, prompt: str | None, messages: list[dict[str, Any]] | None,
+                 kwargs: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any], str | None]:
+        """Return the messages, the request params and the cache key (``None``: no cache)."""
         if messages is None:
             if not isinstance(prompt, str):
                 raise TypeError(f"LM: pass a prompt string or messages=[...], got {prompt!r}")
             messages = [{"role": "user", "content": prompt}]
+        use_cache = kwargs.pop("cache", self.cache)
         params = {**self.kwargs, **{k: v for k, v in kwargs.items() if v is not None}}
+        local = {k: params.pop(k) for k in _LOCAL_KEYWORDS if k in params}
+        cache_key = None
+        if use_cache:
+            request = {"model": self.model_name, "messages": messages, "params": params}
+            if local.get("rollout_id") is not None:
+                request["rollout_id"] = local["rollout_id"]
+            cache_key = _cache.key(request)
+        return messages, params, cache_key
+
+    def forward(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None,
+                **kwargs: Any) -> list[str]:
+        """Return ``[reply text]`` for ``prompt`` or ``messages`` (extra kwargs: request params)."""
+        messages, params, cache_key = self._request(prompt, messages, kwargs)
         # A streamify reader that left stops the run at the next model call, whether or not
         # a listener streams this one.
         check_cancelled(current_run.get())
         client = self._client()
-        cache_key = None
-        if self.cache:
-            cache_key = _cache.key({"model": self.model_name, "messages": messages, "params": params})
+        if cache_key is not None:
             hit = _cache.get(cache_key)
             if hit is not None:
                 return [hit]
@@ -95,6 +154,28 @@ class LM(ModuleBase):
         else:
             response = client.chat.completions.create(model=self.model_name, messages=messages,
                                                       **params)
+            text = response.choices[0].message.content or ""
+            check_cancelled(current_run.get())
+        if cache_key is not None:
+            _cache.put(cache_key, text)
+        return [text]
+
+    async def aforward(self, prompt: str | None = None,
+                       messages: list[dict[str, Any]] | None = None, **kwargs: Any) -> list[str]:
+        """The async ``forward``: the same request, cache and streaming."""
+        messages, params, cache_key = self._request(prompt, messages, kwargs)
+        check_cancelled(current_run.get())
+        client = self._async_client()
+        if cache_key is not None:
+            hit = _cache.get(cache_key)
+            if hit is not None:
+                return [hit]
+        run = token_run.get()
+        if run is not None:
+            text = await self._astream(client, messages, params, run)
+        else:
+            response = await client.chat.completions.create(model=self.model_name,
+                                                            messages=messages, **params)
             text = response.choices[0].message.content or ""
             check_cancelled(current_run.get())
         if cache_key is not None:
@@ -128,6 +209,59 @@ class LM(ModuleBase):
         check_cancelled(run)
         return "".join(parts)
 
+    async def _astream(self, client: Any, messages: list[dict[str, Any]], params: dict[str, Any],
+                       run: StreamRun) -> str:
+        check_cancelled(run)
+        stream = await client.chat.completions.create(
+            model=self.model_name, messages=messages, stream=True,
+            stream_options={"include_usage": True}, **params)
+        parts: list[str] = []
+        cancelled = run.cancelled
+        try:
+            async for chunk in stream:
+                if cancelled.is_set():
+                    break
+                if chunk.usage is not None:
+                    emit("usage", {"prompt_tokens": chunk.usage.prompt_tokens,
+                                   "completion_tokens": chunk.usage.completion_tokens,
+                                   "total_tokens": chunk.usage.total_tokens})
+                if not chunk.choices:
+                    continue
+                delta = chunk.choices[0].delta.content
+                if delta:
+                    parts.append(delta)
+                    emit("text", delta)
+        finally:
+            await stream.close()  # also on cancel: the model server sees the connection close
+        check_cancelled(run)
+        return "".join(parts)
+
+    def _endpoint(self) -> tuple[str | None, str, dict[str, Any]]:
+        """Return ``(base_url, api_key, client options)``; raises ``ValueError`` without a key."""
+        base_url = (self.api_base or os.environ.get("OPENAI_BASE_URL")
+                    or os.environ.get("OPENAI_API_BASE") or None)
+        key = self.api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if base_url is None:
+                raise ValueError(
+                    f"LM({self.model!r}): no API key. Pass api_key=..., or set "
+                    "OPENAI_API_KEY; for an OpenAI-compatible server (or the bundled "
+                    "engine) set OPENAI_BASE_URL or pass api_base=")
+            key = "unused"
+        extra = {"timeout": self.timeout} if self.timeout is not None else {}
+        return base_url, key, {"max_retries": self.num_retries, **extra}
+
+    def _async_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        with self._client_lock:
+            client = self._async_clients.get(loop)
+            if client is None:
+                import openai
+                base_url, key, options = self._endpoint()
+                client = openai.AsyncOpenAI(api_key=key, base_url=base_url, **options)
+                self._async_clients[loop] = client
+            return client
+
     def _client(self) -> Any:
         client = self._client_obj
         if client is not None:
@@ -135,19 +269,8 @@ class LM(ModuleBase):
         with self._client_lock:
             if self._client_obj is None:
                 import openai  # the SDK is heavy; import it when a model is first called
-                base_url = (self.api_base or os.environ.get("OPENAI_BASE_URL")
-                            or os.environ.get("OPENAI_API_BASE") or None)
-                key = self.api_key or os.environ.get("OPENAI_API_KEY")
-                if not key:
-                    if base_url is None:
-                        raise ValueError(
-                            f"LM({self.model!r}): no API key. Pass api_key=..., or set "
-                            "OPENAI_API_KEY; for an OpenAI-compatible server (or the bundled "
-                            "engine) set OPENAI_BASE_URL or pass api_base=")
-                    key = "unused"
-                extra = {"timeout": self.timeout} if self.timeout is not None else {}
-                self._client_obj = openai.OpenAI(api_key=key, base_url=base_url,
-                                                 max_retries=self.num_retries, **extra)
+                base_url, key, options = self._endpoint()
+                self._client_obj = openai.OpenAI(api_key=key, base_url=base_url, **options)
             return self._client_obj
 
 

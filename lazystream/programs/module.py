@@ -1,15 +1,23 @@
-"""``Module``: the base class of programs — a ``ModuleBase`` that knows its predictors."""
+"""``Module``: the base class of programs — a ``ModuleBase`` that knows its predictors.
+
+``program(...)`` runs ``forward``; ``await program.acall(...)`` runs ``aforward`` (or, for a
+program that has none, ``forward`` in a worker thread). Both fire DSPy's callbacks
+(``settings.callbacks`` and the program's own ``callbacks``).
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from ..module import ModuleBase
+from ._async import acall_module, forward_in_thread
+from .callback import acall_with_callbacks, call_with_callbacks
 
 __all__ = ["Module"]
 
 
 class Module(ModuleBase):
-    """Subclass it, assign predictors and submodules as attributes, define ``forward``.
+    """Subclass it, assign predictors and submodules as attributes, define ``forward``
+    (and, for native async, ``aforward``).
 
     ``named_predictors()`` names predictors exactly as DSPy does: ``self`` for a bare
     predictor, attribute paths (``predict1``, ``predict.predict``), and ``x[0]`` /
@@ -17,6 +25,25 @@ class Module(ModuleBase):
     """
 
     _is_predictor = False  # Predict sets it; avoids importing predict.py here
+    callbacks: list[Any] = []  # noqa: RUF012 - read-only class default; instances replace it
+
+    def __init__(self, callbacks: list[Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.callbacks = list(callbacks or ())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return call_with_callbacks(self, "module", {"args": args, "kwargs": kwargs},
+                                   lambda: ModuleBase.__call__(self, *args, **kwargs))
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Any:
+        """Await the program's output: ``aforward`` if it has one, else ``forward`` in a thread."""
+        return await acall_with_callbacks(
+            self, "module", {"args": args, "kwargs": kwargs},
+            lambda: acall_module(self, self.aforward, args, kwargs))
+
+    async def aforward(self, *args: Any, **kwargs: Any) -> Any:
+        """The async ``forward``. By default, ``forward`` run in a worker thread."""
+        return await forward_in_thread(self, args, kwargs)
 
     def named_predictors(self) -> list[tuple[str, Any]]:
         """Return ``(name, predictor)`` pairs, each predictor once, in attribute order."""

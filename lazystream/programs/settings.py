@@ -1,10 +1,15 @@
-"""Program settings: the LM and adapter that predictors use when they are given none.
+"""Program settings: the LM, adapter and callbacks programs use when given none.
 
-``configure(lm=..., adapter=...)`` sets process-wide defaults (``settings.configure`` is the
-same function). ``settings.context(...)`` overrides them for a block, in the current
-context only: other threads and concurrent asyncio tasks keep their own view, and executor
-workers submitted from inside the block (``lazystream.ThreadPoolExecutor`` copies the
-context) see the override.
+``configure(lm=..., adapter=..., callbacks=[...])`` sets process-wide defaults
+(``settings.configure`` is the same function). ``settings.context(...)`` — also
+``lazystream.context(...)``, DSPy's ``dspy.context`` — overrides them for a block, in the
+current context only: other threads and concurrent asyncio tasks keep their own view, and
+executor workers submitted from inside the block (``lazystream.ThreadPoolExecutor`` copies
+the context) see the override.
+
+Unset settings read as DSPy's defaults: ``lm`` and ``adapter`` ``None``, ``callbacks``
+``[]``, ``allow_tool_async_sync_conversion`` ``False``. Any other name may be set and read
+back (DSPy programs keep their own flags there).
 """
 from __future__ import annotations
 
@@ -17,15 +22,30 @@ from typing import Any
 
 __all__ = ["settings", "configure", "Settings"]
 
-_KNOWN = ("lm", "adapter")
+_DEFAULTS: dict[str, Any] = {"lm": None, "adapter": None, "callbacks": (),
+                              "allow_tool_async_sync_conversion": False}
+
+
+def lm_string_error(lm: str) -> ValueError:
+    """The error for ``configure(lm="openai/gpt-4o-mini")`` (DSPy's wording, and the fix)."""
+    return ValueError(
+        f"LM must be an instance of `dspy.BaseLM`, not a string. Instead of using a string like "
+        f"'dspy.configure(lm=\"{lm}\")', please configure the LM like "
+        f"'dspy.configure(lm=dspy.LM(\"{lm}\"))'")
 
 
 def _check(values: dict[str, Any], where: str) -> None:
     from .adapters.base import Adapter  # late: adapters import nothing from settings
     lm = values.get("lm")
+    if isinstance(lm, str):
+        raise lm_string_error(lm)
     if lm is not None and not callable(lm):
         raise TypeError(f"{where}: lm must be an LM (e.g. lazystream.LM('openai/gpt-4o-mini')), "
                         f"got {lm!r}")
+    callbacks = values.get("callbacks")
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise TypeError(f"{where}: callbacks must be a list of BaseCallback objects, got "
+                        f"{callbacks!r}")
     adapter = values.get("adapter")
     if adapter is not None and not isinstance(adapter, Adapter):
         raise TypeError(f"{where}: adapter must be an adapter instance such as ChatAdapter() or "
@@ -35,7 +55,8 @@ def _check(values: dict[str, Any], where: str) -> None:
 class Settings:
     """Process-wide defaults plus per-context overrides; read them as attributes.
 
-    ``settings.lm`` / ``settings.adapter`` are ``None`` until configured.
+    ``settings.lm`` / ``settings.adapter`` are ``None`` and ``settings.callbacks`` is ``[]``
+    until configured.
     """
 
     def __init__(self) -> None:
@@ -47,8 +68,9 @@ class Settings:
     def configure(self, **values: Any) -> None:
         """Set process-wide defaults, e.g. ``configure(lm=LM("openai/gpt-4o-mini"))``.
 
-        Raises ``TypeError`` for an ``lm`` that is not callable or an ``adapter`` that is
-        not an ``Adapter``.
+        Raises ``ValueError`` for an ``lm`` given as a model string (DSPy's message, with
+        the fix), ``TypeError`` for an ``lm`` that is not callable, an ``adapter`` that is
+        not an ``Adapter`` or ``callbacks`` that are not a list.
         """
         _check(values, "configure")
         with self._lock:
@@ -71,14 +93,18 @@ class Settings:
             return overrides[name]
         return self._defaults.get(name, default)
 
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self, name)
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         sentinel = object()
         value = self.get(name, sentinel)
         if value is sentinel:
-            if name in _KNOWN:
-                return None
+            if name in _DEFAULTS:
+                default = _DEFAULTS[name]
+                return list(default) if isinstance(default, tuple) else default
             raise AttributeError(f"settings has no {name!r}; configured: "
                                  f"{', '.join(sorted(self.as_dict())) or '(nothing)'}")
         return value

@@ -25,37 +25,54 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, Union
 
 __all__ = ["Signature", "SignatureField", "InputField", "OutputField", "ensure_signature",
-           "type_name"]
+           "type_name", "MISSING"]
+
+
+class _Missing:
+    """The default of a field that has none (``InputField()`` without ``default=``)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
 
 
 @dataclass(frozen=True)
 class SignatureField:
-    """One field of a signature: its name, direction, type and description."""
+    """One field of a signature: its name, direction, type, description and default."""
 
     name: str
     kind: str  # "input" or "output"
     annotation: Any = str
     desc: str = ""
+    default: Any = MISSING
 
 
 class _FieldSpec:
     """What ``InputField()`` / ``OutputField()`` return inside a class body."""
 
-    __slots__ = ("kind", "desc")
+    __slots__ = ("kind", "desc", "default")
 
-    def __init__(self, kind: str, desc: str | None) -> None:
+    def __init__(self, kind: str, desc: str | None, default: Any = MISSING) -> None:
         if desc is not None and not isinstance(desc, str):
             raise TypeError(f"{kind.capitalize()}Field: desc must be a string, got {desc!r}")
         self.kind = kind
         self.desc = desc or ""
+        self.default = default
 
     def __repr__(self) -> str:
-        return f"{self.kind.capitalize()}Field(desc={self.desc!r})"
+        default = "" if self.default is MISSING else f", default={self.default!r}"
+        return f"{self.kind.capitalize()}Field(desc={self.desc!r}{default})"
 
 
-def InputField(*, desc: str | None = None, **_ignored: Any) -> Any:  # noqa: N802 - DSPy's name
-    """Declare an input field in a class-form signature. Returns a field marker."""
-    return _FieldSpec("input", desc)
+def InputField(*, desc: str | None = None, default: Any = MISSING,  # noqa: N802 - DSPy's name
+               **_ignored: Any) -> Any:
+    """Declare an input field in a class-form signature. Returns a field marker.
+
+    ``default=`` is the value a predictor uses when the call does not give this input.
+    """
+    return _FieldSpec("input", desc, default)
 
 
 def OutputField(*, desc: str | None = None, **_ignored: Any) -> Any:  # noqa: N802 - DSPy's name
@@ -77,13 +94,19 @@ class _SignatureMeta(type):
         for base in reversed(bases):
             inputs.update(getattr(base, "input_fields", {}))
             outputs.update(getattr(base, "output_fields", {}))
-        annotations = namespace.get("__annotations__", {})
+        annotations = dict(namespace.get("__annotations__", {}))
+        for attr in annotations:
+            if not attr.startswith("_") and not isinstance(namespace.get(attr), _FieldSpec):
+                raise TypeError(
+                    f"Field `{attr}` in `{name}` must be declared with InputField or OutputField, "
+                    f"but field `{attr}` has no field declaration; write e.g. "
+                    f"`{attr}: {_annotation_text(annotations[attr])} = dspy.InputField()`")
         for attr, value in list(namespace.items()):
             if isinstance(value, _FieldSpec):
                 ann = annotations.get(attr, str)
                 if isinstance(ann, str):  # `from __future__ import annotations` in user code
                     ann = _parse_type(ann, attr, f"class {name}")
-                field = SignatureField(attr, value.kind, ann, value.desc)
+                field = SignatureField(attr, value.kind, ann, value.desc, value.default)
                 (inputs if value.kind == "input" else outputs)[attr] = field
                 del namespace[attr]
         cls = super().__new__(mcs, name, bases, namespace, **kwargs)
@@ -124,7 +147,7 @@ class _SignatureMeta(type):
         if not isinstance(field, _FieldSpec):
             raise TypeError(f"Signature.prepend/append: field must be InputField() or "
                             f"OutputField(), got {field!r}")
-        new = SignatureField(name, field.kind, type_, field.desc)
+        new = SignatureField(name, field.kind, type_, field.desc, field.default)
         table = cls.input_fields if field.kind == "input" else cls.output_fields
         rest = {k: v for k, v in table.items() if k != name}
         merged = {name: new, **rest} if first else {**rest, name: new}
@@ -141,6 +164,10 @@ class Signature(metaclass=_SignatureMeta):
 
     Raises ``ValueError`` for a malformed string (no ``->``, a bad name, an unknown type).
     """
+
+
+def _annotation_text(annotation: Any) -> str:
+    return annotation if isinstance(annotation, str) else type_name(annotation)
 
 
 def ensure_signature(signature: Any) -> type[Signature]:

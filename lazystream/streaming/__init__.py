@@ -8,6 +8,7 @@ from .messages import StatusMessage, StreamResponse
 from .sse import streaming_response
 from .status import StatusMessageProvider
 from .streamify import streamify
+from .sync import apply_sync_streaming
 
 __all__ = ["streamify", "StreamListener", "StreamResponse", "StatusMessage",
-           "StatusMessageProvider", "streaming_response"]
+           "StatusMessageProvider", "streaming_response", "apply_sync_streaming"]

@@ -7,6 +7,7 @@ same order.
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextvars
 import threading
@@ -57,13 +58,16 @@ class StreamCall:
     """Runs ``program(*args, **kwargs)`` in a fresh session and reads its events back.
 
     The program runs in a copy of the context the streamified program was *called* in
-    (settings overrides, callbacks), even if the stream is first read elsewhere.
+    (settings overrides, callbacks), even if the stream is first read elsewhere. An async
+    program (``is_async``: ``program`` returns a coroutine) runs in an event loop of its own
+    in the producer thread.
     """
 
     def __init__(self, program: Any, args: tuple, kwargs: dict, targets: list[Target],
                  names: dict[int, str], provider: StatusMessageProvider,
-                 include_final: bool) -> None:
+                 include_final: bool, is_async: bool = False) -> None:
         self.program, self.args, self.kwargs = program, args, kwargs
+        self.is_async = is_async
         self.targets = targets
         self.provider = provider
         self.include_final = include_final
@@ -88,7 +92,10 @@ class StreamCall:
         current_run.set(self.run)   # this worker's context is a copy: nothing leaks out
         token_run.set(None)
         with session(self.sid), callbacks(_StatusHooks(self.provider)):
-            result = self.program(*self.args, **self.kwargs)
+            if self.is_async:
+                result = asyncio.run(self.program(*self.args, **self.kwargs))
+            else:
+                result = self.program(*self.args, **self.kwargs)
             if isinstance(result, Prediction):
                 emit("prediction", result.toDict(), lenient=True)
         return result

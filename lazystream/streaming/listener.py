@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..programs.signature import type_name
 
 __all__ = ["StreamListener"]
 
@@ -24,9 +23,12 @@ class StreamListener:
     * ``allow_reuse`` — stream every call of the predictor (a predictor called in a loop),
       not only the first one.
 
+    A field of any type streams: a ``str`` field its text, any other field the text the
+    model writes for it (``9``, ``["a", "b"]``), as DSPy 3 does; the ``Prediction`` holds the
+    typed value.
+
     Raises ``ValueError`` for an empty field name; ``streamify`` raises ``ValueError`` for
-    a field no predictor has (listing the fields) or one several have, and ``TypeError``
-    for a field that is not a ``str``.
+    a field no predictor has (listing the fields) or one several have.
     """
 
     def __init__(self, signature_field_name: str, predict: Any = None,
@@ -104,9 +106,5 @@ def resolve(program: Any, listeners: list[StreamListener]) -> tuple[list[Target]
             if field not in predictor.signature.output_fields:
                 raise ValueError(f"StreamListener: {field!r} is not an output field of {key!r}; "
                                  f"fields: {', '.join(predictor.signature.output_fields)}")
-        annotation = predictor.signature.output_fields[field].annotation
-        if annotation is not str:
-            raise TypeError(f"StreamListener: field {field!r} of {key!r} has type "
-                            f"{type_name(annotation)}; only str fields can be streamed")
         targets.append(Target(key, listener.predict_name or key, field, listener.allow_reuse))
     return targets, names

@@ -1,12 +1,16 @@
 """``streaming_response``: a streamified program's output as Server-Sent Events lines.
 
-Each item becomes one ``data:`` line holding a JSON object with a ``type``:
+Each item becomes one ``data:`` line of compact JSON (no spaces, UTF-8 as is), as DSPy's:
 
-* ``{"type": "chunk", "predict_name", "signature_field_name", "chunk", "is_last_chunk"}``
-* ``{"type": "status", "message"}``
-* ``{"type": "prediction", "prediction": {field: value, …}}`` (other outputs:
-  ``{"type": "output", "output": …}``)
-* on failure, ``event: error`` with ``{"type": "error", "error": {"type", "message"}}``;
+* a ``Prediction`` → ``data: {"prediction":{"answer":"…"}}`` (exactly DSPy's payload);
+* a string that already is an SSE line (``"data: …"``) → passed through unchanged (DSPy);
+
+and, where DSPy's helper fails, items lazystream streams too:
+
+* ``{"type":"chunk","predict_name":…,"signature_field_name":…,"chunk":…,"is_last_chunk":…}``
+* ``{"type":"status","message":…}``
+* any other output ``{"type":"output","output":…}``
+* on failure, ``event: error`` with ``{"type":"error","error":{"type":…,"message":…}}``;
 
 and the stream always ends with ``data: [DONE]``.
 """
@@ -25,7 +29,8 @@ __all__ = ["streaming_response"]
 
 def _line(payload: dict[str, Any], event: str | None = None) -> str:
     head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(payload, ensure_ascii=False, default=repr)}\n\n"
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=repr)
+    return f"{head}data: {text}\n\n"
 
 
 def _encode(item: Any) -> str:
@@ -36,7 +41,9 @@ def _encode(item: Any) -> str:
     if isinstance(item, StatusMessage):
         return _line({"type": "status", "message": item.message})
     if isinstance(item, Prediction):
-        return _line({"type": "prediction", "prediction": item.toDict()})
+        return _line({"prediction": item.toDict()})
+    if isinstance(item, str) and item.startswith("data:"):
+        return item
     return _line({"type": "output", "output": item})
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import threading
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
@@ -51,6 +52,7 @@ def streamify(program: Callable[..., Any],
               status_message_provider: StatusMessageProvider | None = None,
               stream_listeners: list[StreamListener] | None = None,
               include_final_prediction_in_output_stream: bool = True,
+              is_async_program: bool = False,
               async_streaming: bool = True) -> Callable[..., Any]:
     """Return a function that calls ``program`` and returns a stream of its output.
 
@@ -60,12 +62,24 @@ def streamify(program: Callable[..., Any],
     output last (with ``include_final_prediction_in_output_stream=False``, only when no
     field was streamed, e.g. on a cache hit).
 
-    Raises ``TypeError`` for a program that is not callable or a provider that is not a
+    With ``is_async_program=True`` the program is run as ``await program.acall(...)`` (its
+    ``aforward``); an ``async def`` function is awaited as it is.
+
+    Raises ``TypeError`` for a program that is not callable (or, with
+    ``is_async_program=True``, has no ``acall``) or a provider that is not a
     ``StatusMessageProvider``, and what ``StreamListener`` documents for bad listeners.
     """
     if not callable(program):
         raise TypeError(f"streamify: program must be callable (a Module, Predict, …), got "
                         f"{program!r}")
+    run: Callable[..., Any] = program
+    is_async = inspect.iscoroutinefunction(program)
+    if is_async_program and not is_async:
+        run = getattr(program, "acall", None)
+        if not callable(run):
+            raise TypeError(f"streamify: is_async_program=True needs a program with an async "
+                            f"acall() (a dspy.Module) or an async function, got {program!r}")
+        is_async = True
     provider = status_message_provider if status_message_provider is not None \
         else StatusMessageProvider()
     if not isinstance(provider, StatusMessageProvider):
@@ -78,7 +92,8 @@ def streamify(program: Callable[..., Any],
     include_final = bool(include_final_prediction_in_output_stream)
 
     def streamer(*args: Any, **kwargs: Any) -> Any:
-        call = StreamCall(program, args, kwargs, targets, dict(names), provider, include_final)
+        call = StreamCall(run, args, kwargs, targets, dict(names), provider, include_final,
+                          is_async)
         return _astream(call) if async_streaming else _stream(call)
 
     streamer.__name__ = f"streamified_{getattr(program, '__name__', type(program).__name__)}"

@@ -52,6 +52,9 @@ class Adapter:
     name = "base"
     _by_name: dict[str, type["Adapter"]] = {}
 
+    def __init__(self, callbacks: list[Any] | None = None) -> None:
+        self.callbacks = list(callbacks or ())  # BaseCallback handlers of format/parse
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         Adapter._by_name[cls.name] = cls

@@ -19,9 +19,18 @@ __all__ = ["ChatAdapter"]
 
 
 class ChatAdapter(Adapter):
-    """Formats prompts and parses replies in DSPy's chat format (see the module docstring)."""
+    """Formats prompts and parses replies in DSPy's chat format (see the module docstring).
+
+    With ``use_json_adapter_fallback`` (the default, as in DSPy) a reply that does not parse
+    — a model that answers in JSON, say — makes ``Predict`` ask again with ``JSONAdapter``.
+    """
 
     name = "chat"
+
+    def __init__(self, callbacks: list[Any] | None = None,
+                 use_json_adapter_fallback: bool = True) -> None:
+        super().__init__(callbacks)
+        self.use_json_adapter_fallback = bool(use_json_adapter_fallback)
 
     def format(self, signature: type[Signature], inputs: dict[str, Any]) -> list[dict[str, str]]:
         """Return ``[system, user]`` messages for one call."""

@@ -1,0 +1,159 @@
+"""DSPy 3's async programs in streamify, and ``apply_sync_streaming``, on the engine."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import threading
+
+import pytest
+
+import lazystream as dspy
+from lazystream.llm.engine import Engine
+from lazystream.programs._engine_policy import program_policy
+from lazystream.streaming import StreamListener, StreamResponse, apply_sync_streaming
+
+pytestmark = pytest.mark.timeout(30)
+
+CHICKEN = "Why did a chicken cross the kitchen?"
+CHICKEN_WORDS = ["To", " get", " to", " the", " other", " side", " of", " the", " kitchen", "!"]
+CHICKEN_CHUNKS = [StreamResponse("self", "answer", w) for w in CHICKEN_WORDS] + \
+    [StreamResponse("self", "answer", "", True)]
+
+
+class AsyncQA(dspy.Module):
+    """A program written for DSPy's async API: only ``aforward``."""
+
+    def __init__(self):
+        super().__init__()
+        self.predict = dspy.Predict("question->answer")
+        self.outcomes: queue.Queue = queue.Queue()
+
+    async def aforward(self, question):
+        try:
+            result = await self.predict.acall(question=question)
+        except BaseException as e:
+            self.outcomes.put(e)
+            raise
+        self.outcomes.put(result)
+        return result
+
+
+def test_streamify_runs_an_async_program_with_acall(lm):
+    program = AsyncQA()
+    stream = dspy.streamify(program, stream_listeners=[StreamListener("answer", predict=program.predict,
+                                                                      predict_name="self")],
+                            is_async_program=True)
+
+    async def main():
+        with dspy.context(lm=lm):
+            return [item async for item in stream(question=CHICKEN)]
+
+    items = asyncio.run(main())
+    assert items == CHICKEN_CHUNKS + [dspy.Prediction(answer="To get to the other side of the kitchen!")]
+
+
+def test_async_program_streams_the_same_items_in_sync_mode(lm):
+    program = AsyncQA()
+    stream = dspy.streamify(program, stream_listeners=[StreamListener("answer")],
+                            is_async_program=True, async_streaming=False)
+    with dspy.context(lm=lm):
+        items = list(stream(question=CHICKEN))
+    assert items[:-1] == [StreamResponse("predict", "answer", c.chunk, c.is_last_chunk)
+                          for c in CHICKEN_CHUNKS]
+
+
+def test_an_async_function_is_awaited_as_it_is(lm):
+    predict = dspy.Predict("question->answer")
+
+    async def program(question):
+        return await predict.acall(question=question)
+
+    stream = dspy.streamify(program, async_streaming=False)
+    with dspy.context(lm=lm):
+        assert list(stream(question="What is 3 + 4?")) == [dspy.Prediction(answer="3 + 4 is 7.")]
+
+
+def test_is_async_program_needs_an_acall():
+    with pytest.raises(TypeError, match=r"is_async_program=True needs a program with an async "
+                                         r"acall\(\)"):
+        dspy.streamify(lambda question: question, is_async_program=True)
+
+
+def test_two_async_programs_stream_concurrently_without_mixing(lm):
+    program = AsyncQA()
+    stream = dspy.streamify(program, stream_listeners=[StreamListener("answer")],
+                            is_async_program=True)
+
+    async def one(question):
+        return [item async for item in stream(question=question)]
+
+    async def main():
+        with dspy.context(lm=lm):
+            return await asyncio.gather(one(CHICKEN), one("What is 3 + 4?"))
+
+    chicken, sum_ = asyncio.run(main())
+    assert "".join(i.chunk for i in chicken[:-1]) == "To get to the other side of the kitchen!"
+    assert "".join(i.chunk for i in sum_[:-1]) == "3 + 4 is 7."
+
+
+@pytest.fixture(scope="module")
+def slow_lm():
+    with Engine(program_policy, tokens_per_second=100) as url:
+        yield dspy.LM("openai/m", api_base=url, cache=False)
+
+
+def test_leaving_an_async_program_early_cancels_its_model_call(slow_lm):
+    program = AsyncQA()
+    stream = dspy.streamify(program, stream_listeners=[StreamListener("answer")],
+                            is_async_program=True, async_streaming=False)
+    with dspy.context(lm=slow_lm):
+        gen = stream(question="Tell me a story in 1000 words.")
+        assert [next(gen).chunk for _ in range(2)] == ["The", " quick"]
+        gen.close()
+    assert isinstance(program.outcomes.get(timeout=8), concurrent.futures.CancelledError)
+
+
+# ---- apply_sync_streaming ----------------------------------------------------------------------
+
+def test_apply_sync_streaming_yields_the_async_stream_in_order(lm):
+    stream = dspy.streamify(dspy.Predict("question->answer"),
+                            stream_listeners=[StreamListener("answer")])
+    with dspy.context(lm=lm):
+        items = list(apply_sync_streaming(stream(question=CHICKEN)))
+    assert items == CHICKEN_CHUNKS + [dspy.Prediction(answer="To get to the other side of the kitchen!")]
+
+
+def test_apply_sync_streaming_raises_the_streams_error():
+    async def failing():
+        yield 1
+        raise KeyError("lost in DSPy")
+
+    gen = apply_sync_streaming(failing())
+    assert next(gen) == 1
+    with pytest.raises(KeyError, match="lost in DSPy"):
+        next(gen)
+
+
+def test_closing_the_sync_generator_runs_the_async_cleanup():
+    cleaned = threading.Event()
+
+    async def endless():
+        try:
+            n = 0
+            while True:
+                n += 1
+                yield n
+                await asyncio.sleep(0)
+        finally:
+            cleaned.set()
+
+    gen = apply_sync_streaming(endless())
+    assert [next(gen), next(gen)] == [1, 2]
+    gen.close()
+    assert cleaned.wait(5)
+
+
+def test_apply_sync_streaming_refuses_a_sync_iterable():
+    with pytest.raises(TypeError, match=r"expected an async generator .*, got \[1, 2\]"):
+        next(apply_sync_streaming([1, 2]))
