@@ -158,7 +158,8 @@ class StreamCall:
             if target.key != data["predictor"] or target.field not in data["fields"]:
                 continue
             if not target.allow_reuse:
-                if i in self._used:
+                # A JSON fallback retries the same predictor call: its field streams again.
+                if i in self._used and not data.get("fallback"):
                     continue
                 self._used.add(i)
             fields.append(_Field(target, Adapter.by_name(data["adapter"]).scanner(target.field)))
