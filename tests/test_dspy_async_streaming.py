@@ -157,3 +157,60 @@ def test_closing_the_sync_generator_runs_the_async_cleanup():
 def test_apply_sync_streaming_refuses_a_sync_iterable():
     with pytest.raises(TypeError, match=r"expected an async generator .*, got \[1, 2\]"):
         next(apply_sync_streaming([1, 2]))
+
+
+# ---- status messages from plain threads, through settings.callbacks ---------------------------
+
+class ToolInPlainThread(dspy.Module):
+    """Calls its tool in a ``threading.Thread``, carrying ``settings.callbacks`` as DSPy users do."""
+
+    def __init__(self, carry: bool):
+        super().__init__()
+        self.carry = carry
+        self.tool = dspy.Tool(lambda x: 2 * x, name="double_the_number")
+
+    def forward(self, x):
+        captured = dspy.settings.callbacks
+        result = {}
+
+        def work():
+            if self.carry:
+                with dspy.context(callbacks=captured):
+                    result["value"] = self.tool(x=x)
+            else:
+                result["value"] = self.tool(x=x)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join(10)
+        return dspy.Prediction(doubled=result["value"])
+
+
+def test_status_hooks_reach_a_plain_thread_that_carries_settings_callbacks():
+    stream = dspy.streamify(ToolInPlainThread(carry=True), async_streaming=False)
+    assert list(stream(x=3)) == [
+        dspy.streaming.StatusMessage("Calling tool double_the_number..."),
+        dspy.streaming.StatusMessage("Tool calling finished! Querying the LLM with tool calling "
+                                     "results..."),
+        dspy.Prediction(doubled=6)]
+
+
+def test_a_plain_thread_without_the_callbacks_reports_nothing():
+    stream = dspy.streamify(ToolInPlainThread(carry=False), async_streaming=False)
+    assert list(stream(x=3)) == [dspy.Prediction(doubled=6)]
+
+
+def test_status_hooks_in_the_run_fire_once_though_listed_in_settings_callbacks(lm):
+    class Twice(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.tool = dspy.Tool(lambda x: 2 * x, name="double")
+
+        def forward(self, x):
+            assert len(dspy.settings.callbacks) == 1   # streamify's status callback
+            return dspy.Prediction(y=self.tool(x=self.tool(x=x)))
+
+    messages = [i.message for i in dspy.streamify(Twice(), async_streaming=False)(x=1)
+                if isinstance(i, dspy.streaming.StatusMessage)]
+    assert messages == ["Calling tool double...",
+                        "Tool calling finished! Querying the LLM with tool calling results..."] * 2

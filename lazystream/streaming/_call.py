@@ -21,11 +21,12 @@ from ..programs import Prediction
 from ..programs._run import StreamRun, current_run, token_run
 from ..programs.adapters import Adapter
 from ..programs.adapters.base import FieldScanner
+from ..programs.settings import settings
 from ..queue import emit, read_session
 from ..session import session
 from .listener import Target
 from .messages import StatusMessage, StreamResponse
-from .status import StatusMessageProvider, _StatusHooks
+from .status import StatusMessageProvider, _StatusCallback, _StatusHooks
 
 __all__ = ["StreamCall"]
 
@@ -91,7 +92,11 @@ class StreamCall:
     def _produce(self) -> Any:
         current_run.set(self.run)   # this worker's context is a copy: nothing leaks out
         token_run.set(None)
-        with session(self.sid), callbacks(_StatusHooks(self.provider)):
+        hooks = _StatusHooks(self.provider, self.sid)
+        # As in DSPy, the status hooks are also in settings.callbacks, so code that carries
+        # them into a plain thread (dspy.context(callbacks=...)) reports status there too.
+        with session(self.sid), callbacks(hooks), \
+                settings.context(callbacks=[*settings.callbacks, _StatusCallback(hooks)]):
             if self.is_async:
                 result = asyncio.run(self.program(*self.args, **self.kwargs))
             else:

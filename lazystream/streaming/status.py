@@ -16,7 +16,8 @@ import inspect
 from typing import Any
 
 from ..module import ModuleBase
-from ..programs import LM, Tool
+from ..module import _callbacks as _module_callbacks
+from ..programs import LM, BaseCallback, Tool
 from ..queue import emit
 
 __all__ = ["StatusMessageProvider"]
@@ -51,10 +52,12 @@ class StatusMessageProvider:
 
 
 class _StatusHooks:
-    """Module callbacks (``lazystream.module.callbacks``) that call a provider's hooks."""
+    """Module callbacks (``lazystream.module.callbacks``) that call a provider's hooks and
+    write the messages into the run's session ``sid``."""
 
-    def __init__(self, provider: StatusMessageProvider) -> None:
+    def __init__(self, provider: StatusMessageProvider, sid: str) -> None:
         self.provider = provider
+        self.sid = sid
 
     def on_module_start(self, module: ModuleBase, args: tuple, kwargs: dict) -> None:
         inputs = dict(kwargs) if not args else {"args": list(args), **kwargs}
@@ -75,7 +78,52 @@ class _StatusHooks:
         if not isinstance(message, str):
             raise TypeError(f"{type(self.provider).__name__}.{hook} returned {message!r}; a "
                             "status hook must return a str or None")
-        emit("status", message)
+        emit("status", message, sid=self.sid)
+
+
+class _StatusCallback(BaseCallback):
+    """The status hooks as the ``BaseCallback`` streamify adds to ``settings.callbacks``.
+
+    In the run's own context the module callbacks fire the hooks, and this does nothing.
+    It fires them where those do not reach: code that starts a plain thread and carries
+    ``settings.callbacks`` into it (``with dspy.context(callbacks=captured): ...``), as DSPy
+    users do. The messages go to the run's session either way.
+    """
+
+    def __init__(self, hooks: _StatusHooks) -> None:
+        self.hooks = hooks
+        self._open: dict[str, Any] = {}   # call_id -> the instance whose start hook fired
+
+    def _covered(self) -> bool:
+        return self.hooks in _active_module_callbacks()
+
+    def _start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        if self._covered():
+            return
+        self._open[call_id] = instance
+        if isinstance(instance, Tool):
+            inputs = dict(inputs.get("kwargs", {}))
+        elif isinstance(instance, LM):
+            inputs = {**({"prompt": inputs["prompt"]} if inputs.get("prompt") is not None else {}),
+                      **({"messages": inputs["messages"]} if inputs.get("messages") else {}),
+                      **inputs.get("kwargs", {})}
+        else:
+            args, kwargs = inputs.get("args", ()), inputs.get("kwargs", {})
+            inputs = dict(kwargs) if not args else {"args": list(args), **kwargs}
+        hook = f"{_kind(instance)}_start_status_message"
+        self.hooks._emit(hook, getattr(self.hooks.provider, hook)(instance, inputs))
+
+    def _end(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
+        instance = self._open.pop(call_id, None)
+        if instance is not None:
+            self.hooks.on_module_end(instance, outputs, exception)
+
+    on_module_start = on_lm_start = on_tool_start = _start
+    on_module_end = on_lm_end = on_tool_end = _end
+
+
+def _active_module_callbacks() -> tuple[Any, ...]:
+    return _module_callbacks.get()
 
 
 def _kind(module: ModuleBase) -> str:
