@@ -320,3 +320,14 @@ def test_a_failing_branch_is_named_with_its_flow():
 
     with pytest.raises(lazyllm.BranchError, match=r"diverter branch 1 \(boom\) failed: KeyError"):
         diverter(str, boom)(1, 2)
+
+
+def test_loop_judging_only_the_first_element():
+    lp = loop(lambda x: (x > 5, x + 2), stop_condition=bool, judge_on_full_input=False)
+    assert lp(0) == 8
+
+
+def test_switch_judging_the_first_element_of_a_bad_input_says_what_it_needs():
+    with pytest.raises(TypeError, match=r"switch\(judge_on_full_input=False\): expected \(value to judge, "
+                                        r"input\.\.\.\), got 3"):
+        switch("a", str, judge_on_full_input=False)(3)

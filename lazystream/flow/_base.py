@@ -53,6 +53,18 @@ def step_name(step: Any) -> str:
     return step.name if isinstance(step, ModuleBase) else getattr(step, "__name__", type(step).__name__)
 
 
+def split_judged(kind: str, value: Any) -> tuple[Any, Any]:
+    """``(value, rest...)`` → ``(value, rest)`` for ``judge_on_full_input=False``: the first
+    element is judged, the rest (one value, or a package of several) flows on.
+
+    Raises ``TypeError`` naming the flow when ``value`` is not such a tuple.
+    """
+    if not (isinstance(value, tuple) and len(value) >= 2):
+        raise TypeError(f"{kind}(judge_on_full_input=False): expected (value to judge, input...), "
+                        f"got {value!r}")
+    return value[0], value[1] if len(value) == 2 else package(value[1:])
+
+
 class FlowBase(ModuleBase):
     """Base of the flows; subclasses implement ``_run(value, **kwargs)``.
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..session import ns_scope
-from ._base import FlowBase
+from ._base import FlowBase, split_judged
 from .package import package
 
 __all__ = ["ifs", "switch"]
@@ -95,11 +95,7 @@ class switch(FlowBase):  # noqa: N801
     def _run(self, value: Any, **kwargs: Any) -> Any:
         judged = value
         if not self._judge_on_full_input:
-            if not (isinstance(value, tuple) and len(value) >= 2):
-                raise TypeError(f"switch(judge_on_full_input=False): the input must be "
-                                f"(value, input...), got {value!r}")
-            judged = value[0]
-            value = value[1] if len(value) == 2 else package(value[1:])
+            judged, value = split_judged("switch", value)
         if self._conversion is not None:
             judged = self._invoke(self._conversion, judged)
         for i, (cond, path) in enumerate(zip(self._conds, self._items)):

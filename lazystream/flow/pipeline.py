@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..session import ns_scope
-from ._base import FlowBase
+from ._base import FlowBase, split_judged
 from .bind import _FlowArg, _publishing
 
 __all__ = ["pipeline", "loop"]
@@ -106,11 +106,7 @@ class loop(pipeline):  # noqa: N801
                 kwargs = {}
                 flag = value
                 if not self._judge_on_full_input:
-                    if not (isinstance(value, tuple) and len(value) >= 2):
-                        raise TypeError(f"loop(judge_on_full_input=False): the steps must return "
-                                        f"(flag_value, output...), got {value!r}")
-                    flag = value[0]
-                    value = value[1] if len(value) == 2 else type(value)(value[1:])
+                    flag, value = split_judged("loop", value)
                 if self._stop is not None and self._invoke(self._stop, flag):
                     break
         return value
