@@ -331,3 +331,13 @@ def test_switch_judging_the_first_element_of_a_bad_input_says_what_it_needs():
     with pytest.raises(TypeError, match=r"switch\(judge_on_full_input=False\): expected \(value to judge, "
                                         r"input\.\.\.\), got 3"):
         switch("a", str, judge_on_full_input=False)(3)
+
+
+def test_auto_capture_takes_the_variables_the_block_defines():
+    with pipeline(auto_capture=True) as p:
+        p1 = _f1
+        p2 = _f2
+        p3 = _f3
+        p4 = _f4 | bind(p.input, _0, in3=p2)
+    assert p(1) == "get [1], [f3-5], [5]"
+    assert [step is s for step, s in zip(p.steps, (p1, p2, p3, p4))] == [True] * 4

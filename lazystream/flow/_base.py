@@ -69,6 +69,7 @@ class FlowBase(ModuleBase):
     """Base of the flows; subclasses implement ``_run(value, **kwargs)``.
 
     ``post_action``: a callable run on the output (its result is ignored).
+    ``auto_capture=True``: the variables a ``with`` block defines become its steps.
     Raises ``TypeError`` for a step that is not callable, ``ValueError`` for a duplicate
     step name or for calling a flow that has no steps.
     """
@@ -76,8 +77,11 @@ class FlowBase(ModuleBase):
     _kind = "flow"
 
     def __init__(self, *steps: Any, post_action: Callable[..., Any] | None = None,
-                 return_trace: bool = False, name: str | None = None, **named: Any) -> None:
+                 auto_capture: bool = False, return_trace: bool = False, name: str | None = None,
+                 **named: Any) -> None:
         super().__init__(return_trace=return_trace, name=name)
+        object.__setattr__(self, "_auto_capture", bool(auto_capture))
+        object.__setattr__(self, "_known_names", None)
         object.__setattr__(self, "_flow_id", f"{type(self).__name__}-{next(_ids)}")
         object.__setattr__(self, "_items", [])
         object.__setattr__(self, "_item_names", [])
@@ -125,12 +129,20 @@ class FlowBase(ModuleBase):
                              f"steps in a `with` block; write `with {self._kind}() as p:`")
         object.__setattr__(self, "_capturing", True)
         object.__setattr__(self, "_frame", frame)
+        if self._auto_capture:
+            object.__setattr__(self, "_known_names", set(frame.f_locals))
         return self
 
     def __enter__(self) -> "FlowBase":
         return self._enter(sys._getframe(1))
 
     def __exit__(self, *exc: Any) -> bool:
+        if self._auto_capture and exc[0] is None:
+            # `auto_capture=True`: the variables the block newly defined are the steps.
+            for key, value in list(self._frame.f_locals.items()):
+                target = value._f if isinstance(value, bind) else value
+                if key not in self._known_names and target is not self and key not in self._item_names:
+                    self._add(key, value)
         object.__setattr__(self, "_capturing", False)
         object.__setattr__(self, "_frame", None)
         self._finish()
