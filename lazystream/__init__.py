@@ -17,8 +17,8 @@ from .llm import (DeployError, LLMConfigError, LLMError, LLMStreamError, LLMTime
                   TrainableModule)
 from . import engine
 from .programs import (LM, AdapterParseError, BaseCallback, ChainOfThought, ChatAdapter, InputField, JSONAdapter,
-                       Module, OutputField, Predict, Prediction, Signature, Tool, XMLAdapter, configure, context,
-                       settings)
+                       Module, OutputField, Predict, Prediction, Signature, Tool, XMLAdapter, asyncify, configure,
+                       context, settings)
 from . import streaming
 from .streaming import streamify
 from . import web
@@ -35,6 +35,6 @@ __all__ = [
     "OnlineChatModule", "TrainableModule", "engine", "tools",
     "LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError",
     "Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought", "Module", "Tool",
-    "LM", "configure", "settings", "context", "ChatAdapter", "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback",
+    "LM", "configure", "settings", "context", "ChatAdapter", "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback", "asyncify",
     "streamify", "streaming", "web",
 ]

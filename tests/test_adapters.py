@@ -234,8 +234,13 @@ def test_json_scanner_skips_nested_values_of_other_keys():
     assert _feed_all(JSONFieldScanner("answer"), [reply]) == [("yes", True)]
 
 
-def test_json_scanner_non_string_target_is_one_raw_chunk():
-    assert _feed_all(JSONFieldScanner("sum"), ['{"sum": 9', "}"]) == [("9", True)]
+def test_json_scanner_non_string_target_streams_its_raw_text():
+    assert _feed_all(JSONFieldScanner("sum"), ['{"sum": 9', "}"]) == [("9", False), ("", True)]
+    assert _feed_all(JSONFieldScanner("sum"), ['{"sum": 9}']) == [("9", True)]
+    out = _feed_all(JSONFieldScanner("items"), ['{"items": ["a",', ' "b"] ', ' , "n": 1}'])
+    assert out == [('["a",', False), (' "b"]', False), ("", True)]
+    unterminated = _feed_all(JSONFieldScanner("sum"), ['{"sum": 12'])   # the reply was cut
+    assert unterminated == [("12", False), ("", True)]
 
 
 @hsettings(max_examples=200, deadline=None)

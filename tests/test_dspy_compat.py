@@ -373,3 +373,15 @@ def test_a_listener_on_an_int_field_streams_its_text(lm):
     assert [c.is_last_chunk for c in chunks][-1] is True
     assert {c.predict_name for c in chunks} == {"predict"}
     assert items[-1].sum == 9
+
+
+def test_asyncify_runs_a_program_in_a_thread_with_the_callers_settings(lm):
+    program = dspy.asyncify(dspy.Predict("question -> answer"))
+
+    async def main():
+        with dspy.context(lm=lm):
+            return await program(question="What is 3 + 4?")
+
+    assert asyncio.run(main()).answer == "3 + 4 is 7."
+    with pytest.raises(TypeError, match="asyncify: program must be callable, got 42"):
+        dspy.asyncify(42)

@@ -2,6 +2,7 @@
 
 ``import lazystream as dspy`` gives these names at the top level; see ``docs/programs.md``.
 """
+from ._async import asyncify
 from .adapters import Adapter, AdapterParseError, ChatAdapter, JSONAdapter, XMLAdapter
 from .callback import BaseCallback
 from .lm import LM
@@ -16,4 +17,4 @@ context = settings.context  # DSPy's `dspy.context(...)`
 
 __all__ = ["Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought",
            "Module", "Tool", "LM", "configure", "settings", "Adapter", "ChatAdapter",
-           "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback", "context"]
+           "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback", "context", "asyncify"]

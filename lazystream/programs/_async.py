@@ -16,14 +16,31 @@ from typing import Any
 from ..module import ModuleBase, _callbacks, _fire
 from ..session import _ns
 
-__all__ = ["acall_module", "forward_in_thread"]
+__all__ = ["acall_module", "forward_in_thread", "asyncify"]
+
+
+def asyncify(program: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """Return an async function that runs ``program(*args, **kwargs)`` in a worker thread.
+
+    DSPy's ``dspy.asyncify``: the thread runs in a copy of the caller's context (settings
+    overrides, session), so ``await asyncify(program)(question=...)`` sees the same
+    configuration as a direct call. Raises ``TypeError`` for a program that is not callable.
+    """
+    if not callable(program):
+        raise TypeError(f"asyncify: program must be callable, got {program!r}")
+
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: context.run(program, *args, **kwargs))
+
+    run.__name__ = f"async_{getattr(program, '__name__', type(program).__name__)}"
+    return run
 
 
 async def forward_in_thread(module: ModuleBase, args: tuple, kwargs: dict) -> Any:
     """Run ``module.forward(*args, **kwargs)`` in a worker thread; return its result."""
-    context = contextvars.copy_context()
-    return await asyncio.get_running_loop().run_in_executor(
-        None, lambda: context.run(module.forward, *args, **kwargs))
+    return await asyncify(module.forward)(*args, **kwargs)
 
 
 async def acall_module(module: ModuleBase, aforward: Callable[..., Awaitable[Any]],

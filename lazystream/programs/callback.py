@@ -10,9 +10,10 @@ As in DSPy, a handler that raises is logged as a warning and never fails the cal
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -110,25 +111,41 @@ def _end(cbs: list[Any], kind: str, call_id: str, outputs: Any,
             logger.warning("Error when applying callback %r's end handler: %s", cb, e)
 
 
+class _Call:
+    """One call seen by the handlers: its id, and the outputs once it returned."""
+
+    __slots__ = ("call_id", "outputs")
+
+    def __init__(self, call_id: str) -> None:
+        self.call_id = call_id
+        self.outputs: Any = None
+
+
+@contextlib.contextmanager
+def _around(cbs: list[Any], kind: str, instance: Any, inputs: dict[str, Any]) -> Iterator[_Call]:
+    call = _Call(uuid.uuid4().hex)
+    _start(cbs, kind, call.call_id, instance, inputs)
+    token = ACTIVE_CALL_ID.set(call.call_id)
+    error = None
+    try:
+        yield call
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        ACTIVE_CALL_ID.reset(token)
+        _end(cbs, kind, call.call_id, None if error else call.outputs, error)
+
+
 def call_with_callbacks(instance: Any, kind: str, inputs: dict[str, Any],
                         fn: Callable[[], T]) -> T:
     """Return ``fn()``, with the active callbacks' ``kind`` handlers around it."""
     cbs = active_callbacks(instance)
     if not cbs:
         return fn()
-    call_id = uuid.uuid4().hex
-    _start(cbs, kind, call_id, instance, inputs)
-    token = ACTIVE_CALL_ID.set(call_id)
-    outputs, error = None, None
-    try:
-        outputs = fn()
-        return outputs
-    except BaseException as e:
-        error = e
-        raise
-    finally:
-        ACTIVE_CALL_ID.reset(token)
-        _end(cbs, kind, call_id, outputs, error)
+    with _around(cbs, kind, instance, inputs) as call:
+        call.outputs = fn()
+        return call.outputs
 
 
 async def acall_with_callbacks(instance: Any, kind: str, inputs: dict[str, Any],
@@ -137,16 +154,6 @@ async def acall_with_callbacks(instance: Any, kind: str, inputs: dict[str, Any],
     cbs = active_callbacks(instance)
     if not cbs:
         return await fn()
-    call_id = uuid.uuid4().hex
-    _start(cbs, kind, call_id, instance, inputs)
-    token = ACTIVE_CALL_ID.set(call_id)
-    outputs, error = None, None
-    try:
-        outputs = await fn()
-        return outputs
-    except BaseException as e:
-        error = e
-        raise
-    finally:
-        ACTIVE_CALL_ID.reset(token)
-        _end(cbs, kind, call_id, outputs, error)
+    with _around(cbs, kind, instance, inputs) as call:
+        call.outputs = await fn()
+        return call.outputs

@@ -194,16 +194,7 @@ class LM(ModuleBase):
             for chunk in stream:
                 if cancelled.is_set():
                     break
-                if chunk.usage is not None:
-                    emit("usage", {"prompt_tokens": chunk.usage.prompt_tokens,
-                                   "completion_tokens": chunk.usage.completion_tokens,
-                                   "total_tokens": chunk.usage.total_tokens})
-                if not chunk.choices:
-                    continue
-                delta = chunk.choices[0].delta.content
-                if delta:
-                    parts.append(delta)
-                    emit("text", delta)
+                _take(chunk, parts)
         finally:
             stream.close()  # also on cancel: the model server sees the connection close
         check_cancelled(run)
@@ -221,16 +212,7 @@ class LM(ModuleBase):
             async for chunk in stream:
                 if cancelled.is_set():
                     break
-                if chunk.usage is not None:
-                    emit("usage", {"prompt_tokens": chunk.usage.prompt_tokens,
-                                   "completion_tokens": chunk.usage.completion_tokens,
-                                   "total_tokens": chunk.usage.total_tokens})
-                if not chunk.choices:
-                    continue
-                delta = chunk.choices[0].delta.content
-                if delta:
-                    parts.append(delta)
-                    emit("text", delta)
+                _take(chunk, parts)
         finally:
             await stream.close()  # also on cancel: the model server sees the connection close
         check_cancelled(run)
@@ -272,6 +254,20 @@ class LM(ModuleBase):
                 base_url, key, options = self._endpoint()
                 self._client_obj = openai.OpenAI(api_key=key, base_url=base_url, **options)
             return self._client_obj
+
+
+def _take(chunk: Any, parts: list[str]) -> None:
+    """Write one streamed chunk's usage and text as events; collect its text in ``parts``."""
+    if chunk.usage is not None:
+        emit("usage", {"prompt_tokens": chunk.usage.prompt_tokens,
+                       "completion_tokens": chunk.usage.completion_tokens,
+                       "total_tokens": chunk.usage.total_tokens})
+    if not chunk.choices:
+        return
+    delta = chunk.choices[0].delta.content
+    if delta:
+        parts.append(delta)
+        emit("text", delta)
 
 
 def _strip_provider(model: str) -> str:

@@ -6,7 +6,9 @@ Only an escape sequence cut by a piece boundary (``\\``, ``\\u00``, a lone high 
 is held back. Text before the first ``{`` (a code fence, say) is skipped; values of other
 keys, nested or not, are skipped with their strings and brackets honoured.
 
-If the target value is not a string, its raw JSON text is released whole as the last chunk.
+If the target value is not a string (a number, a list, an object), its raw JSON text is
+released as it arrives, holding back only trailing whitespace; the chunks concatenate to
+the value's JSON text.
 """
 from __future__ import annotations
 
@@ -49,6 +51,12 @@ class JSONFieldScanner:
             self._structural_char(ch, out)
         if released:
             out.append((self._pos, "".join(released), False))
+        if self._state == "raw" and self._raw:
+            text = "".join(self._raw)
+            ready = text.rstrip()   # trailing whitespace may end the value: hold it
+            if ready:
+                out.append((self._pos - (len(text) - len(ready)), ready, False))
+                self._raw = [text[len(ready):]] if len(ready) < len(text) else []
         return out
 
     def finish(self) -> list[tuple[int, str, bool]]:
@@ -56,7 +64,7 @@ class JSONFieldScanner:
         state, self._state = self._state, "done"
         if state == "target":
             return [(self._pos, self._high, True)]
-        if state == "raw" and self._raw:
+        if state == "raw":
             return [(self._pos, "".join(self._raw).strip(), True)]
         return []
 
