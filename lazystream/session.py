@@ -14,10 +14,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import copy
-import itertools
-import os
+import secrets
 import threading
-import uuid
 import weakref
 from collections.abc import Callable, Iterator, MutableMapping
 from contextvars import ContextVar
@@ -27,16 +25,41 @@ __all__ = ["current_sid", "session", "globals", "current_ns", "ns_scope", "on_cl
 
 _sid: ContextVar[str] = ContextVar("lazystream_sid")
 _ns: ContextVar[tuple[str, ...]] = ContextVar("lazystream_ns", default=())
-_counter = itertools.count(1)
-_prefix = f"{os.getpid():x}-{uuid.uuid4().hex[:8]}"
 _globals: dict[str, dict[str, Any]] = {}
 _globals_lock = threading.Lock()
 _close_listeners: list[Callable[[str, str, BaseException | None], None]] = []
 _thread_owner = threading.local()
 
 
+_MAX_SID = 256
+
+
 def _new_sid() -> str:
-    return f"{_prefix}-{next(_counter)}"
+    # 128 random bits: knowing one session's tag tells nothing about another's.
+    return secrets.token_hex(16)
+
+
+def _check_sid(sid: object, where: str = "sid") -> str:
+    """Return ``sid`` if it can be stored and read back exactly; else raise naming it.
+
+    A tag (or queue name) is a non-empty str of at most 256 characters without NUL and
+    without lone surrogates: a NUL would cut the key where a store or a C API reads it,
+    and a surrogate cannot be encoded. Used for every ``sid=`` and queue name.
+    """
+    if type(sid) is not str:
+        raise TypeError(f"{where} must be a str, got {type(sid).__name__} {sid!r}")
+    if not sid or len(sid) > _MAX_SID or "\0" in sid or not sid.isprintable() and _has_bad_char(sid):
+        raise ValueError(f"{where}={sid!r} cannot be used: give a non-empty string of at most {_MAX_SID} "
+                         "characters without NUL or lone surrogates (e.g. a uuid4().hex)")
+    return sid
+
+
+def _has_bad_char(sid: str) -> bool:
+    try:
+        sid.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def current_sid() -> str:
@@ -84,9 +107,7 @@ def session(sid: str | None = None) -> Iterator[str]:
     On exit the session's globals are freed and its terminal ``end`` event is written
     (status ``ok``, ``error`` or ``cancelled``). Raises ``ValueError`` for an empty tag.
     """
-    if sid is not None and (not isinstance(sid, str) or not sid):
-        raise ValueError(f"session: sid must be a non-empty string, got {sid!r}")
-    sid = sid or _new_sid()
+    sid = _new_sid() if sid is None else _check_sid(sid, "session: sid")
     token = _sid.set(sid)
     ns_token = _ns.set(())
     status, exc = "ok", None

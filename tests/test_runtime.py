@@ -422,7 +422,8 @@ def test_sessions_that_never_end_are_dropped_once_idle(monkeypatch, backend_kind
     assert prune(retention=3600) == 0                                 # idle retention is at least retention
     assert prune(retention=0) == 1
     assert read_session("implicit-never-ends") == []
-    assert lq.backend().session_info("implicit-never-ends") is None
+    info = lq.backend().session_info("implicit-never-ends")   # remembered as removed, not unknown
+    assert (info["pruned"], info["status"]) == (True, "idle")
 
 
 def test_bad_retention_is_named(monkeypatch):

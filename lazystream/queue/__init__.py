@@ -1,10 +1,14 @@
 """Named, per-session queues of events: ``FileSystemQueue`` and its backends.
 
 ``emit`` writes one event; ``FileSystemQueue`` gives the seed's queue methods;
-``read_session`` and ``tail`` read a whole session for the richer readers.
+``read_session`` and ``tail`` read a whole session for the richer readers; ``flush``
+waits until what this process wrote is stored. ``Backend`` is the storage interface a
+new backend implements (``_backend.py``); the hub above it (``_hub.py``) batches,
+caches and wakes.
 """
-from ._backend import Backend, StorageError
-from ._front import FileSystemQueue, ProducerGone, backend, emit, has_unread, producer_gone, prune, read_session, reset, tail
+from ._backend import Backend, QueueBusy, StorageError
+from ._front import (FileSystemQueue, ProducerGone, SessionUnknown, backend, emit, flush, has_unread, producer_gone,
+                     prune, read_session, reset, tail)
 
-__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "prune", "backend", "reset", "has_unread", "producer_gone",
-           "Backend", "StorageError", "ProducerGone"]
+__all__ = ["FileSystemQueue", "emit", "flush", "read_session", "tail", "prune", "backend", "reset", "has_unread",
+           "producer_gone", "Backend", "StorageError", "QueueBusy", "ProducerGone", "SessionUnknown"]

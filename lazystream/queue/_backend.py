@@ -1,87 +1,306 @@
-"""The interface every queue backend provides, and the pieces backends share.
+"""The storage interface every queue backend implements, and the pieces backends share.
 
-A backend stores the append-only event log of every session, addressed by
-``(sid, queue)``, plus one dequeue cursor per ``(sid, queue)``. ``FileSystemQueue`` (the
-front) never knows which backend it talks to; adding one (Redis, say) is a new file that
-subclasses ``Backend``.
+A backend is only storage: an append-only log of events per session, a record per
+session, and one persisted dequeue cursor per ``(sid, queue)``. Everything that makes the
+queue cheap per token — group commit, backpressure, ``flush()``, in-process delivery
+without a store round trip, in-memory dequeue cursors, waking readers — lives once, in
+the hub (``_hub.py``), above every backend. A new backend (Redis, say) is one file that
+subclasses ``Backend`` and implements the eight methods below; each is called by one hub
+per process and must be safe to call from several threads.
 
-Writes are asynchronous in-process: ``append`` is cheap and returns at once, a writer
-stores appended events in order (group commit), and every read first waits for what this
-process appended before it (``sync``), so a thread always reads its own writes.
+The methods map onto a network store one round trip each:
+
+=================== =========================================================================
+``store``           append a batch of rows in order, atomically (SQLite: one transaction;
+                    Redis: one MULTI of XADDs); also persists moved dequeue cursors
+``read``            events of one session after a seq (a cursor), in seq order
+``claim``/``release`` the one process that may dequeue ``(sid, queue)`` (see below)
+``session_info``    ``{"pid", "host", "started", "ended", "status"}`` of a session
+``expire``          delete what retention says is old; remember what was deleted
+``watch``           call back when *another process* may have stored something
+``close``           release connections and threads
+=================== =========================================================================
+
+Rules a backend keeps:
+
+* ``seq`` is a positive int, strictly increasing within a session in commit order, never
+  reused (also after ``expire`` deletes the newest rows). It is the resume cursor.
+* A row of kind ``end`` marks its session ended, with ``status`` from its data.
+* The first row of an unknown sid creates the session record with this process's pid.
+* Dequeue ownership: a ``(sid, queue)`` is dequeued by one process at a time, its owner.
+  The owner keeps the cursor in memory and persists it lazily (``store(cursors=…)``,
+  ``release``); another process that wants it while the owner lives gets ``QueueBusy``;
+  when the owner died (``owner_alive`` is False) the next claimer takes it over from the
+  persisted cursor.
 """
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Iterable
+import math
+import os
+import socket
+import sys
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..events import Event
 
-__all__ = ["Backend", "StorageError", "Row", "Key", "encode", "encode_ns", "project", "make_event"]
+__all__ = ["TOMBSTONES", "Backend", "StorageError", "QueueBusy", "Row", "Key", "encode", "encode_ns", "decode_ns", "decode",
+           "make_event", "owner_token", "owner_alive", "pid_alive", "MAX_DEPTH"]
 
-# (sid, queue, kind, ns_json, data_json, ts): one appended, not yet stored event.
+# (sid, queue, kind, ns_json, data_json, ts): one encoded event, before it has a seq.
 Row = tuple[str, str, str, str, str, float]
 # What a reader waits on: (sid, queue), or (sid, None) for every queue of the session.
 Key = tuple[str, "str | None"]
-_MAX_KEYS = 100_000
 
 
 class StorageError(RuntimeError):
     """The queue store cannot be used (unwritable home, corrupted file, full disk…)."""
 
 
+class QueueBusy(StorageError):
+    """Another live process is dequeuing this ``(sid, queue)``."""
+
+
+class Backend:
+    """Storage operations a queue backend provides (see the module docstring)."""
+
+    #: a short name for messages ("sqlite", "memory", "redis")
+    name = "?"
+    #: where the data lives, for messages (a path, a URL)
+    where = "?"
+
+    def store(self, rows: list[Row], cursors: dict[tuple[str, str], int], owner: str) -> tuple[list[int], set[str]]:
+        """Store ``rows`` in order, atomically; return ``(seqs, created)``.
+
+        ``seqs`` are the seqs given to the rows, in order; ``created`` the sids whose
+        session record this call created (this process then knows their every event).
+        ``cursors`` maps ``(sid, queue)`` to a dequeue position to persist, for the
+        queues ``owner`` owns. ``rows`` may be empty (cursors only). Raises
+        ``StorageError`` and stores nothing if it fails (the hub keeps the rows and
+        retries).
+        """
+        raise NotImplementedError
+
+    def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
+        """Return stored events of ``sid`` (of ``queues``, or all) with ``seq > after``, in order."""
+        raise NotImplementedError
+
+    def claim(self, sid: str, queue: str, owner: str) -> int:
+        """Make ``owner`` the dequeuer of ``(sid, queue)``; return the persisted cursor.
+
+        Raises ``QueueBusy`` naming the owner if another owner holds it and
+        ``owner_alive(that owner)``.
+        """
+        raise NotImplementedError
+
+    def release(self, cursors: dict[tuple[str, str], int], owner: str) -> None:
+        """Persist final cursor positions and give up ownership of those queues."""
+        raise NotImplementedError
+
+    def session_info(self, sid: str) -> dict[str, Any] | None:
+        """Return ``{"pid", "host", "started", "ended", "status"}``, ``{"pruned": ended}``
+        for a session expire deleted (remembered for a while), or ``None`` if unknown."""
+        raise NotImplementedError
+
+    def expire(self, retention: float, idle_retention: float, now: float) -> int:
+        """Delete sessions ended more than ``retention`` s ago, sessions with no event for
+        ``idle_retention`` s, and consumed events older than ``retention`` s of sessions
+        still open; remember deleted sids (for ``session_info``) for ``max(retention,
+        TOMBSTONES)`` s. Return events deleted."""
+        raise NotImplementedError
+
+    def watch(self, on_change: Callable[[Iterable[str] | None], None]) -> None:
+        """Start calling ``on_change(sids)`` when another process may have stored events of
+        ``sids`` (``None``: of any session). Called once; later calls are no-ops.
+
+        Wake-ups may be late or spurious, never missing: a backend that cannot be told
+        polls (the hub reads again anyway before a reader blocks).
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections and threads. The hub has stored what was pending."""
+
+
+TOMBSTONES = 3600.0   # s a backend remembers the sids expire deleted, at least
+
+
+# --- owners: which process dequeues a queue ----------------------------------------------
+
+_HOST = socket.gethostname()
+
+
+def owner_token() -> str:
+    """This process's owner token: ``host:pid:start``; unique across hosts and pid reuse."""
+    return f"{_HOST}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def owner_alive(token: str | None) -> bool:
+    """Return False when the owner process is known to be gone (same host only)."""
+    if not token:
+        return False
+    host, _, rest = token.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != _HOST:
+        return True   # cannot check another host: a network backend expires owners itself
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    return pid_alive(pid) and (not start or _start_time(pid) == start)
+
+
+def pid_alive(pid: int) -> bool:
+    """Return True while ``pid`` runs on this host. A zombie (exited, not yet reaped by its
+    parent) counts as dead: it will never write again."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return _state(pid) not in ("Z", "X")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    return raw[raw.rfind(")") + 2:].split()   # the name may contain spaces and parens
+
+
+def _state(pid: int) -> str:
+    fields = _stat_fields(pid)
+    return fields[0] if fields else "?"
+
+
+def _start_time(pid: int) -> str:
+    fields = _stat_fields(pid) if sys.platform.startswith("linux") else None
+    return fields[19] if fields and len(fields) > 19 else ""
+
+
+# --- encoding: once per event, at the door ----------------------------------------------
+
+MAX_DEPTH = 64   # deeper JSON is refused: a reader elsewhere would hit RecursionError
+_MAX_INT_BITS = 13_000   # ~3,900 digits: under Python's 4,300-digit str() limit
+
 # Built once: json.dumps with keyword arguments builds a new encoder on every call.
 _STRICT = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
-_LENIENT = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=repr)
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def encode(data: Any, *, lenient: bool = False) -> str:
     """Return ``data`` as JSON text, keeping non-ASCII readable.
 
-    Raises ``TypeError`` naming the type when ``data`` is not JSON-serialisable, and
-    ``ValueError`` for what JSON cannot hold (NaN, Infinity, lone surrogates), unless
-    ``lenient``, in which case such values become their ``repr``.
+    Refuses, naming the value and the fix, what would not come back as it went in:
+    non-JSON types (``TypeError``), NaN/Infinity, lone surrogates, non-str dict keys,
+    ints over 4,300 digits, and nesting deeper than ``MAX_DEPTH`` (``ValueError``). With
+    ``lenient`` (traces, tool results) such values are stored as their ``repr`` instead.
     """
-    try:
-        text = (_LENIENT if lenient else _STRICT).encode(data)
-        text.encode("utf-8")   # a lone surrogate would fail later, in the writer, for everyone
-        return text
-    except TypeError as e:
-        raise TypeError(
-            f"queue item of type {type(data).__name__} is not JSON-serialisable ({e}); "
-            "enqueue a str or a JSON value (dict, list, str, int, float, bool, None)") from None
-    except (ValueError, UnicodeEncodeError) as e:
-        if lenient:
-            try:
-                return json.dumps(_printable(data), allow_nan=False, default=repr)
-            except (ValueError, RecursionError):   # a circular structure
-                return json.dumps(repr(data))
-        raise ValueError(
-            f"queue item {_short(data)} cannot be stored as JSON ({e}); NaN, Infinity, lone "
-            "surrogates and circular references are not JSON: replace them first") from None
+    if type(data) is str:   # the per-token path
+        try:
+            text = _STRICT.encode(data)
+            text.encode("utf-8")
+            return text
+        except UnicodeEncodeError as e:
+            if lenient:
+                return _STRICT.encode(_printable(data, 0))
+            raise ValueError(f"queue item {_short(data)} cannot be stored as JSON ({e}); lone "
+                             "surrogates are not text: replace them first") from None
+    if lenient:
+        return _STRICT.encode(_printable(data, 0))
+    problem = _problem(data, 0)
+    if problem is not None:
+        raise (TypeError if problem.startswith("type") else ValueError)(
+            f"queue item {_short(data)} cannot be stored as JSON: {problem}") from None
+    text = _STRICT.encode(data)
+    text.encode("utf-8")
+    return text
 
 
-def _printable(value: Any) -> Any:
-    """``value`` with what JSON cannot hold replaced by its repr (for lenient traces)."""
-    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
-        return repr(value)
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+def _problem(value: Any, depth: int) -> str | None:
+    """Return why ``value`` would not round-trip through JSON, or ``None``."""
+    kind = type(value)
+    if kind is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{_short(value)} holds a lone surrogate, which is not text; replace it first"
+        return None
+    if kind is bool or value is None:
+        return None
+    if kind is int or isinstance(value, int):
+        if value.bit_length() > _MAX_INT_BITS:
+            return f"an int of more than 4,000 digits ({_short_int(value)}); send it as a str"
+        return None
+    if kind is float or isinstance(value, float):
+        if not math.isfinite(value):
+            return f"{value!r} is not JSON (NaN and Infinity are not numbers there); use None or a str"
+        return None
+    if depth >= MAX_DEPTH:
+        return f"it is nested more than {MAX_DEPTH} levels deep; flatten it or send it as a str"
     if isinstance(value, dict):
-        return {str(k): _printable(v) for k, v in value.items()}
+        for k, v in value.items():
+            if type(k) is not str:
+                return (f"dict key {k!r} is a {type(k).__name__}, and JSON keys are strings: it would "
+                        f"come back as {json.dumps(str(k))}; convert the keys with str() first")
+            p = _problem(k, depth) or _problem(v, depth + 1)
+            if p is not None:
+                return p
+        return None
     if isinstance(value, (list, tuple)):
-        return [_printable(v) for v in value]
-    return value
+        for v in value:
+            p = _problem(v, depth + 1)
+            if p is not None:
+                return p
+        return None
+    return (f"type {kind.__name__} is not JSON-serialisable; enqueue a str or a JSON value "
+            "(dict, list, str, int, float, bool, None)")
+
+
+def _short_int(value: int) -> str:
+    return f"about 10**{int(value.bit_length() * 0.30103)}"
+
+
+def _printable(value: Any, depth: int) -> Any:
+    """``value`` with what JSON cannot hold replaced by its repr (lenient events)."""
+    kind = type(value)
+    if kind is str:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if value is None or kind is bool:
+        return value
+    if isinstance(value, int):
+        return value if value.bit_length() <= _MAX_INT_BITS else _short_int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if depth >= MAX_DEPTH:
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        return {(k if type(k) is str else str(k)).encode("utf-8", "backslashreplace").decode("utf-8"):
+                _printable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v, depth + 1) for v in value]
+    try:
+        return _printable(repr(value), depth)
+    except Exception:  # noqa: BLE001 - a repr that fails is still not a reason to lose the event
+        return f"<{type(value).__name__}>"
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = _short_int(value) if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS else repr(value)
+    except (ValueError, RecursionError):
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 _ns_cache: dict[tuple[str, ...], str] = {}
+_ns_decode_cache: dict[str, tuple[str, ...]] = {}
 
 
 def encode_ns(ns: tuple[str, ...]) -> str:
@@ -91,160 +310,28 @@ def encode_ns(ns: tuple[str, ...]) -> str:
         text = json.dumps(list(ns), ensure_ascii=False)
         if len(_ns_cache) < 4096:
             _ns_cache[ns] = text
+            _ns_decode_cache.setdefault(text, ns)
     return text
-
-
-_ns_decode_cache: dict[str, tuple[str, ...]] = {}
 
 
 def decode_ns(text: str) -> tuple[str, ...]:
     ns = _ns_decode_cache.get(text)
     if ns is None:
-        ns = tuple(json.loads(text))
+        ns = tuple(decode(text))
         if len(_ns_decode_cache) < 4096:
             _ns_decode_cache[text] = ns
     return ns
 
 
-def project(kind: str, data_json: str) -> Any:
-    """Return the seed projection (``Event.value``) of a stored row without building an Event."""
-    data = json.loads(data_json)
-    if kind == "trace" and isinstance(data, dict) and "text" in data:
-        return data["text"]
-    return data
+def decode(text: str) -> Any:
+    """Decode stored JSON. A value another writer stored too deep for this reader comes
+    back as an error dict instead of failing the whole read."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return {"error": "undecodable", "reason": f"nested deeper than this reader can decode "
+                f"({len(text)} bytes)"}
 
 
 def make_event(seq: int, sid: str, queue: str, kind: str, ns: str, data: str, ts: float) -> Event:
-    return Event(seq, sid, queue, kind, decode_ns(ns), json.loads(data), ts)
-
-
-class Backend:
-    """Operations a queue backend must provide. All are thread-safe."""
-
-    def __init__(self) -> None:
-        self._wait_lock = threading.Lock()
-        self._global = 0
-        self._key_generation: dict[Key, int] = {}
-        self._waiting: dict[Key, list] = {}   # key -> [Condition, number of waiters]
-
-    # --- writing ----------------------------------------------------------------------
-    def append(self, row: Row) -> None:
-        """Queue one encoded event for storing, in order; returns at once."""
-        raise NotImplementedError
-
-    def sync(self) -> None:
-        """Block until every event this process appended before the call is stored.
-
-        Raises ``StorageError`` if storing failed.
-        """
-        raise NotImplementedError
-
-    # --- reading ----------------------------------------------------------------------
-    def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
-        """Non-destructively read events of ``sid`` (in ``queues``, or all) with ``seq > after``."""
-        raise NotImplementedError
-
-    def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
-        """Atomically return the projected values after the queue's cursor and advance it.
-
-        Two readers (threads or processes) never receive the same item.
-        """
-        raise NotImplementedError
-
-    def peek(self, sid: str, queue: str) -> Event | None:
-        """Non-destructively return the next event after the cursor, or ``None``."""
-        raise NotImplementedError
-
-    def size(self, sid: str, queue: str) -> int:
-        """Return how many events are after the cursor."""
-        raise NotImplementedError
-
-    def clear(self, sid: str, queue: str) -> None:
-        """Destructively move the cursor past every stored event of the queue."""
-        raise NotImplementedError
-
-    def session_info(self, sid: str) -> dict[str, Any] | None:
-        """Return ``{"pid", "started", "ended", "status"}`` for a session, or ``None``."""
-        raise NotImplementedError
-
-    def prune(self, retention: float, now: float) -> int:
-        """Delete sessions ended more than ``retention`` s ago, and consumed events older
-        than that of sessions still open. Returns the number of events deleted."""
-        raise NotImplementedError
-
-    # --- waiting ----------------------------------------------------------------------
-    # Readers wait on a key: (sid, queue), or (sid, None) for a whole session. A store
-    # wakes only the readers of the keys it touched, so many sessions at once do not all
-    # wake on every commit. A global generation wakes everyone (other processes' commits,
-    # finished futures).
-
-    def generation(self, key: Key) -> tuple[int, int]:
-        """Return a token that changes whenever something may have been stored under ``key``."""
-        return self._global, self._key_generation.get(key, 0)
-
-    def notify(self, keys: Iterable[Key] | None = None) -> None:
-        """Wake the readers of ``keys`` (and of their whole sessions), or every reader."""
-        with self._wait_lock:
-            if keys is None or len(self._key_generation) > _MAX_KEYS:
-                if keys is not None:
-                    self._key_generation.clear()   # bounded memory; the global bump covers it
-                self._global += 1
-                for cond, _ in self._waiting.values():
-                    cond.notify_all()
-                return
-            gens = self._key_generation
-            for sid, queue in keys:
-                for key in ((sid, queue), (sid, None)):
-                    gens[key] = gens.get(key, 0) + 1
-                    entry = self._waiting.get(key)
-                    if entry is not None:
-                        entry[0].notify_all()
-
-    def wait(self, token: tuple[int, int], timeout: float | None, key: Key) -> None:
-        """Block until ``generation(key)`` moves past ``token`` or ``timeout`` passes.
-
-        Never spins: in-process readers are notified; a backend shared across processes
-        either wakes readers itself or overrides ``_poll_external``.
-        """
-        if self._before_wait():
-            # Just started listening for other processes: something may have landed
-            # unannounced, so the caller re-checks before blocking.
-            self.notify()
-            return
-        deadline = None if timeout is None else time.monotonic() + timeout
-        slice_ = self._external_poll_interval()
-        with self._wait_lock:
-            entry = self._waiting.get(key)
-            if entry is None:
-                entry = self._waiting[key] = [threading.Condition(self._wait_lock), 0]
-            entry[1] += 1
-            try:
-                while (self._global, self._key_generation.get(key, 0)) == token:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        break
-                    step = remaining if slice_ is None else (slice_ if remaining is None else min(slice_, remaining))
-                    if entry[0].wait(step):
-                        continue
-                    if slice_ is not None and self._poll_external():
-                        self._global += 1
-            finally:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._waiting[key]
-
-    def _before_wait(self) -> bool:
-        """Prepare to block; return True if the caller must re-check before blocking."""
-        return False
-
-    def _external_poll_interval(self) -> float | None:
-        """Seconds between checks for writes by other processes; ``None``: never."""
-        return None
-
-    def _poll_external(self) -> bool:
-        """Return True if another process may have stored something since the last call."""
-        return False
-
-    def close(self) -> None:
-        """Store what is pending and release resources."""
-
+    return Event(seq, sid, queue, kind, decode_ns(ns), decode(data), ts)

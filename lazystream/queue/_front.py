@@ -10,11 +10,18 @@ The front validates, encodes and routes; the backend (chosen once per process by
 * ``LAZYSTREAM_IDLE_RETENTION`` — seconds after its last event that a session which never
   ended (a thread's implicit one) is dropped (default 86400);
 * ``LAZYSTREAM_SWITCH_INTERVAL`` — the GIL switch interval lazystream lowers the
-  interpreter's to (default 0.002 s; ``0`` keeps Python's), see ``_tune_switch_interval``.
+  interpreter's to (default 0.002 s; ``0`` keeps Python's), see ``_tune_switch_interval``;
+* ``LAZYSTREAM_START_GRACE`` — seconds ``tail`` waits for a session that is not in the
+  store yet before it raises ``SessionUnknown`` (default 10).
+
+Every value is checked when the backend is first needed; a bad one raises ``ValueError``
+naming the variable, the value and an example.
 """
 from __future__ import annotations
 
+import math
 import os
+import socket
 import sys
 import threading
 import time
@@ -22,23 +29,34 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..events import DEFAULT_QUEUE, EVENTS_QUEUE, TERMINAL, TRACE_QUEUE, Event, queue_for
-from ..session import current_ns, current_sid, on_close
-from ._backend import Backend, StorageError, encode, encode_ns
+from ..session import _check_sid, current_ns, current_sid, on_close
+from ._backend import StorageError, encode, encode_ns, pid_alive
+from ._hub import Hub
 
 __all__ = ["FileSystemQueue", "emit", "read_session", "tail", "prune", "backend", "has_unread", "producer_gone",
-           "ProducerGone"]
+           "flush", "ProducerGone", "SessionUnknown"]
 
 
 class ProducerGone(RuntimeError):
     """The process writing a session died before the session's terminal event."""
 
 
+class SessionUnknown(LookupError):
+    """No such session in the store: never started, or ended and removed by retention."""
+
+
 _lock = threading.Lock()
-_backend: Backend | None = None   # the process's backend: a documented cache, see reset()
+_backend: Hub | None = None   # the process's hub over its backend: a documented cache, see reset()
+_IMMUTABLE = (str, int, float, bool, type(None))
 
 
-def backend() -> Backend:
-    """Return the process's backend, creating it from the environment on first use.
+def _sid(sid: str | None) -> str:
+    """The session a call is about: ``sid`` checked, or the caller's own when ``None``."""
+    return current_sid() if sid is None else _check_sid(sid)
+
+
+def backend() -> Hub:
+    """Return the process's queue hub, creating it and its backend from the environment on first use.
 
     Raises ``ValueError`` for a bad ``LAZYSTREAM_QUEUE``/``LAZYSTREAM_RETENTION`` and
     ``StorageError`` for an unusable ``LAZYSTREAM_HOME`` or database file.
@@ -59,7 +77,7 @@ def _seconds(variable: str, default: str) -> float:
         value = float(raw)
     except ValueError:
         value = -1.0
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise ValueError(f"{variable}={raw!r} is not a number of seconds >= 0; e.g. {default}")
     return value
 
@@ -85,19 +103,25 @@ def _tune_switch_interval() -> None:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"LAZYSTREAM_SWITCH_INTERVAL={raw!r} is not a number of seconds; "
-                         "e.g. 0.002, or 0 to keep Python's own") from None
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"LAZYSTREAM_SWITCH_INTERVAL={raw!r} is not a number of seconds >= 0; "
+                         "e.g. 0.002, or 0 to keep Python's own")
     if 0 < value < sys.getswitchinterval():
         sys.setswitchinterval(value)
 
 
-def _make_backend() -> Backend:
+def _start_grace() -> float:
+    return _seconds("LAZYSTREAM_START_GRACE", "10")
+
+
+def _make_backend() -> Hub:
     kind = os.environ.get("LAZYSTREAM_QUEUE", "sqlite").strip().lower() or "sqlite"
-    retention = _retention()
+    retention, idle, _ = _retention(), _idle_retention(), _start_grace()
     _tune_switch_interval()
     if kind == "memory":
         from ._memory import MemoryBackend
-        return MemoryBackend(retention=retention, idle_retention=_idle_retention())
+        return Hub(MemoryBackend(), retention=retention, idle_retention=idle)
     if kind != "sqlite":
         raise ValueError(f"LAZYSTREAM_QUEUE={kind!r} is not a queue backend; use 'sqlite' or 'memory'")
     from ._sqlite import SqliteBackend
@@ -112,7 +136,7 @@ def _make_backend() -> Backend:
     except OSError as e:
         raise StorageError(f"LAZYSTREAM_HOME={home!r} is not a writable directory ({e.strerror or e}); "
                            "set LAZYSTREAM_HOME to a directory you can write") from e
-    return SqliteBackend(os.path.join(home, "queue.db"), retention=retention, idle_retention=_idle_retention())
+    return Hub(SqliteBackend(os.path.join(home, "queue.db")), retention=retention, idle_retention=idle)
 
 
 def reset() -> None:
@@ -134,9 +158,31 @@ def emit(kind: str, data: Any, *, ns: tuple[str, ...] | None = None, queue: str 
     """
     if not kind or not isinstance(kind, str):
         raise ValueError(f"emit: kind must be a non-empty string, got {kind!r}")
-    row = (sid or current_sid(), queue or queue_for(kind), kind,
+    _append(kind, data, queue_for(kind) if queue is None else _check_sid(queue, "queue"), sid, ns, lenient)
+
+
+def _append(kind: str, data: Any, queue: str, sid: str | None, ns: tuple[str, ...] | None = None,
+            lenient: bool = False) -> None:
+    """Encode one event and hand it to the hub (``queue`` already checked)."""
+    row = (current_sid() if sid is None else _check_sid(sid), queue, kind,
            encode_ns(current_ns() if ns is None else tuple(ns)), encode(data, lenient=lenient), time.time())
-    (_backend or backend()).append(row)
+    (_backend or backend()).append(row, data if not lenient and type(data) in _IMMUTABLE else None)
+
+
+def flush(timeout: float | None = None) -> None:
+    """Block until every event this process wrote before the call is stored (durable
+    against this process dying; see docs/guarantees.md).
+
+    Raises ``StorageError`` when the store fails for ``timeout`` seconds (the events stay
+    in memory and are retried), ``TimeoutError`` when it is merely slower than that.
+    """
+    (_backend or backend()).flush(None if timeout is None else _positive(timeout, "timeout"))
+
+
+def _positive(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return value
 
 
 def _check_limit(limit: int | None) -> int | None:
@@ -148,7 +194,7 @@ def _check_limit(limit: int | None) -> int | None:
 def _deadline(timeout: float | None) -> float | None:
     if timeout is None:
         return None
-    if not isinstance(timeout, (int, float)) or timeout < 0:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
         raise ValueError(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}")
     return time.monotonic() + timeout
 
@@ -175,6 +221,7 @@ class FileSystemQueue:
         if not name:
             raise ValueError("FileSystemQueue: name must be a non-empty string; "
                              f"FileSystemQueue() is the default queue {DEFAULT_QUEUE!r}")
+        _check_sid(name, "FileSystemQueue: name")
         with _lock:
             inst = cls._instances.get(name)
             if inst is None:
@@ -198,12 +245,19 @@ class FileSystemQueue:
 
     def enqueue(self, item: Any, *, sid: str | None = None) -> None:
         """Append ``item`` (a str or JSON value). Raises ``TypeError`` for other values."""
-        kind = self._kind if type(item) is str else "item"
-        emit(kind, item, queue=self._name, sid=sid)
+        _append(self._kind if type(item) is str else "item", item, self._name, sid)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until what this process enqueued so far is stored (see ``queue.flush``)."""
+        flush(timeout)
 
     def dequeue(self, limit: int | None = None, *, sid: str | None = None) -> list[Any]:
-        """Remove and return up to ``limit`` items (all by default); ``[]`` when empty."""
-        sid = sid or current_sid()
+        """Remove and return up to ``limit`` items (all by default); ``[]`` when empty.
+
+        At most once: an item is returned to one caller only, and is gone for ``dequeue``
+        even if that caller dies before using it (``read(after=seq)`` still has it).
+        """
+        sid = _sid(sid)
         _note_reader(sid, self._name)
         return (_backend or backend()).take(sid, self._name, _check_limit(limit))
 
@@ -212,7 +266,7 @@ class FileSystemQueue:
 
         Returns ``[]`` when ``timeout`` seconds pass first (``None``: wait for ever).
         """
-        b, sid, deadline = (_backend or backend()), sid or current_sid(), _deadline(timeout)
+        b, sid, deadline = (_backend or backend()), _sid(sid), _deadline(timeout)
         _check_limit(limit)
         _note_reader(sid, self._name)
         key = (sid, self._name)
@@ -228,23 +282,23 @@ class FileSystemQueue:
 
     def peek(self, *, sid: str | None = None) -> Any:
         """Return the next item without removing it, or ``None`` when empty."""
-        event = (_backend or backend()).peek(sid or current_sid(), self._name)
+        event = (_backend or backend()).peek(_sid(sid), self._name)
         return None if event is None else event.value
 
     def size(self, *, sid: str | None = None) -> int:
         """Return how many items a ``dequeue()`` would return now."""
-        return (_backend or backend()).size(sid or current_sid(), self._name)
+        return (_backend or backend()).size(_sid(sid), self._name)
 
     def clear(self, *, sid: str | None = None) -> None:
         """Remove every item now in the queue (they stay readable by ``read``)."""
-        (_backend or backend()).clear(sid or current_sid(), self._name)
+        (_backend or backend()).clear(_sid(sid), self._name)
 
     def read(self, after: int = 0, *, limit: int | None = None, sid: str | None = None) -> list[Event]:
         """Return the queue's events with ``seq > after``, without removing anything.
 
         Use the last event's ``seq`` as the next ``after`` to resume.
         """
-        return (_backend or backend()).read(sid or current_sid(), (self._name,), after, _check_limit(limit))
+        return (_backend or backend()).read(_sid(sid), (self._name,), after, _check_limit(limit))
 
 
 # Which queues of a session have been read destructively in this process: the queues a
@@ -277,7 +331,7 @@ def read_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = N
 
     With ``timeout``, block until at least one arrives or the timeout passes (then ``[]``).
     """
-    b, deadline = (_backend or backend()), _deadline(timeout)
+    b, deadline, sid = (_backend or backend()), _deadline(timeout), _check_sid(sid)
     queues = None if queues is None else tuple(queues)
     _check_limit(limit)
     key = (sid, None)
@@ -297,12 +351,16 @@ def tail(sid: str | None = None, after: int = 0, *, timeout: float | None = None
          queues: tuple[str, ...] | None = None) -> Iterator[Event]:
     """Yield the session's events from ``after`` on, as they arrive, through its ``end`` event.
 
-    Raises ``TimeoutError`` if ``timeout`` seconds pass with no new event, and
-    ``ProducerGone`` if the process that writes the session died without ending it.
+    Never waits for ever on a session that cannot end. Raises ``TimeoutError`` if
+    ``timeout`` seconds pass with no new event; ``ProducerGone`` if the process that
+    writes the session died without ending it; ``SessionUnknown`` at once for a session
+    retention removed, and after ``LAZYSTREAM_START_GRACE`` seconds (default 10) for one
+    that never appeared in the store.
     """
-    sid = sid or current_sid()
+    sid = _sid(sid)
     watched = None if queues is None else tuple(set(queues) | {EVENTS_QUEUE})
-    last_event = time.monotonic()
+    started = last_event = time.monotonic()
+    seen = after > 0
     while True:
         events = read_session(sid, after, queues=watched, timeout=_LIVENESS_EVERY)
         for event in events:
@@ -313,47 +371,64 @@ def tail(sid: str | None = None, after: int = 0, *, timeout: float | None = None
                 return
         now = time.monotonic()
         if events:
-            last_event = now
+            seen, last_event = True, now
             continue
         if timeout is not None and now - last_event >= timeout:
             raise TimeoutError(f"tail: no event in session {sid!r} for {timeout} s")
-        gone = producer_gone(sid)
+        info = (_backend or backend()).session_info(sid)
+        if info is None or info["pruned"]:
+            unknown = _unknown(sid, info, None if seen else now - started)
+            if unknown is not None:
+                raise SessionUnknown(f"tail: {unknown}")
+            continue
+        gone = _gone(sid, info)
         if gone is not None:
             if read_session(sid, after, queues=watched, limit=1):
                 continue   # it wrote its last events after our read, then died: send them first
             raise ProducerGone(f"tail: {gone}")
 
 
+def _unknown(sid: str, info: dict[str, Any] | None, waited: float | None) -> str | None:
+    """Why ``sid`` will never be readable, or ``None`` while it may still start."""
+    if info is not None:
+        return (f"session {sid!r} ended ({info['status']}) at {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info['ended']))} "
+                f"and its events were removed by retention (LAZYSTREAM_RETENTION={_retention():g} s)")
+    if waited is None:
+        return f"session {sid!r} is no longer in the store"
+    grace = _start_grace()
+    if waited >= grace:
+        return (f"no session {sid!r} in the store after {grace:g} s (LAZYSTREAM_START_GRACE): it never "
+                "started here, or it ended and was removed by retention long ago; check the sid and LAZYSTREAM_HOME")
+    return None
+
+
 def producer_gone(sid: str) -> str | None:
     """Return why a session will never end — its writing process died before its ``end``
     event — or ``None`` while it may still be written (or has ended).
 
-    Only processes on this host can be checked: the store records local pids.
+    Only processes on this host can be checked. A killed process that its parent has not
+    reaped yet (a zombie) counts as dead.
     """
-    info = (_backend or backend()).session_info(sid)
-    if info is None or info["ended"] is not None or _alive(info["pid"]):
+    return _gone(sid, (_backend or backend()).session_info(_check_sid(sid)))
+
+
+def _gone(sid: str, info: dict[str, Any] | None) -> str | None:
+    if info is None or info["pruned"] or info["ended"] is not None or pid_alive(info["pid"]):
+        return None
+    if info.get("host") not in (None, _HOST):
         return None
     return f"the process (pid {info['pid']}) writing session {sid!r} exited without ending it"
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_HOST = socket.gethostname()
 
 
 def prune(retention: float | None = None) -> int:
     """Delete events of sessions ended more than ``retention`` s ago (default: the
     configured retention) and consumed events that old; return how many were deleted."""
     b = backend()
-    b.sync()
-    return b.prune(_retention() if retention is None else retention, time.time())
+    b.flush()
+    return b.expire(_retention() if retention is None else _positive(retention, "retention"), time.time())
 
 
 def _write_terminal(sid: str, status: str, exc: BaseException | None) -> None:

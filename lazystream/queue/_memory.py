@@ -1,19 +1,20 @@
 """The memory backend: the same semantics as SQLite, inside one process, nothing on disk.
 
-Chosen with ``LAZYSTREAM_QUEUE=memory``. Stores synchronously under one lock; readers are
-notified after every append.
+Chosen with ``LAZYSTREAM_QUEUE=memory``. Only this process writes, so ``watch`` never
+calls back and ``claim`` never meets another owner.
 """
 from __future__ import annotations
 
 import bisect
 import json
 import os
+import socket
 import threading
-from collections import defaultdict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..events import TERMINAL, Event
-from ._backend import Backend, Row, make_event, project
+from ._backend import TOMBSTONES, Backend, Row, make_event
 
 __all__ = ["MemoryBackend"]
 
@@ -21,104 +22,84 @@ __all__ = ["MemoryBackend"]
 class MemoryBackend(Backend):
     """Event log in process memory."""
 
-    def __init__(self, *, retention: float = 3600.0, idle_retention: float = 86400.0) -> None:
-        super().__init__()
-        self.retention = retention
-        self.idle_retention = idle_retention
+    name = "memory"
+    where = "in memory"
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seq = 0
-        # sid -> list of (seq, sid, queue, kind, ns, data, ts) rows, in seq order
-        self._log: dict[str, list[tuple]] = defaultdict(list)
-        # (sid, queue) -> the same rows, one queue's only
-        self._queues: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-        self._last_prune = 0.0
-        self._cursors: dict[tuple[str, str], int] = {}
+        self._log: dict[str, list[tuple]] = {}          # sid -> (seq, sid, queue, kind, ns, data, ts) rows
         self._sessions: dict[str, dict[str, Any]] = {}
+        self._cursors: dict[tuple[str, str], int] = {}
+        self._pruned: dict[str, tuple[float, str]] = {}
 
-    def append(self, row: Row) -> None:
-        sid, queue, kind, ns, data, ts = row
+    def store(self, rows: list[Row], cursors: dict[tuple[str, str], int], owner: str) -> list[int]:
         with self._lock:
-            self._seq += 1
-            record = (self._seq, sid, queue, kind, ns, data, ts)
-            self._log[sid].append(record)
-            self._queues[(sid, queue)].append(record)
-            info = self._sessions.get(sid)
-            if info is None:
-                info = self._sessions[sid] = {"pid": os.getpid(), "started": ts, "ended": None, "status": None}
-            if kind == TERMINAL:
-                loaded = json.loads(data)
-                info["ended"] = ts
-                info["status"] = loaded.get("status", "ok") if isinstance(loaded, dict) else "ok"
-            prune_due = ts - self._last_prune > max(0.05, min(60.0, self.retention / 4))
-        if prune_due:
-            self._last_prune = ts
-            self.prune(self.retention, ts)
-        self.notify(((sid, queue),))
-
-    def sync(self) -> None:
-        return None
-
-    def _after(self, sid: str, queue: str, after: int) -> list[tuple]:
-        rows = self._queues.get((sid, queue), ())
-        return rows[bisect.bisect_right(rows, after, key=_seq_of):] if rows else []
+            first = self._seq + 1
+            for row in rows:
+                self._seq += 1
+                sid, queue, kind, ns, data, ts = row
+                self._log.setdefault(sid, []).append((self._seq, sid, queue, kind, ns, data, ts))
+                info = self._sessions.get(sid)
+                if info is None:
+                    info = self._sessions[sid] = {"pid": os.getpid(), "host": socket.gethostname(), "started": ts,
+                                                  "ended": None, "status": None, "pruned": False}
+                    self._pruned.pop(sid, None)
+                info["seen"] = ts
+                if kind == TERMINAL:
+                    loaded = json.loads(data)
+                    info["ended"] = ts
+                    info["status"] = loaded.get("status", "ok") if isinstance(loaded, dict) else "ok"
+            self._cursors.update(cursors)
+            return list(range(first, self._seq + 1))
 
     def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
         with self._lock:
             rows = self._log.get(sid, [])
             rows = [r for r in rows[bisect.bisect_right(rows, after, key=_seq_of):]
-                    if queues is None or r[2] in queues]
-        return [make_event(*r) for r in rows[:limit]]
+                    if queues is None or r[2] in queues][:limit]
+        return [make_event(*r) for r in rows]
 
-    def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
+    def claim(self, sid: str, queue: str, owner: str) -> int:
         with self._lock:
-            rows = self._after(sid, queue, self._cursors.get((sid, queue), 0))[:limit]
-            if rows:
-                self._cursors[(sid, queue)] = rows[-1][0]
-        return [project(r[3], r[5]) for r in rows]
+            return self._cursors.get((sid, queue), 0)
 
-    def peek(self, sid: str, queue: str) -> Event | None:
+    def release(self, cursors: dict[tuple[str, str], int], owner: str) -> None:
         with self._lock:
-            rows = self._after(sid, queue, self._cursors.get((sid, queue), 0))
-        return make_event(*rows[0]) if rows else None
-
-    def size(self, sid: str, queue: str) -> int:
-        with self._lock:
-            return len(self._after(sid, queue, self._cursors.get((sid, queue), 0)))
-
-    def clear(self, sid: str, queue: str) -> None:
-        with self._lock:
-            rows = self._after(sid, queue, 0)
-            if rows:
-                self._cursors[(sid, queue)] = rows[-1][0]
+            self._cursors.update(cursors)
 
     def session_info(self, sid: str) -> dict[str, Any] | None:
         with self._lock:
             info = self._sessions.get(sid)
-            return None if info is None else dict(info)
+            if info is not None:
+                return {k: info[k] for k in ("pid", "host", "started", "ended", "status", "pruned")}
+            gone = self._pruned.get(sid)
+            if gone is not None:
+                return {"pid": None, "host": None, "started": None, "ended": gone[0], "status": gone[1], "pruned": True}
+            return None
 
-    def prune(self, retention: float, now: float) -> int:
-        cutoff = now - retention
+    def expire(self, retention: float, idle_retention: float, now: float) -> int:
+        cutoff, idle_cutoff = now - retention, now - idle_retention
         deleted = 0
-        idle_cutoff = now - max(retention, self.idle_retention)
         with self._lock:
             for sid, info in list(self._sessions.items()):
-                rows = self._log.get(sid)
-                idle = info["ended"] is None and (not rows or rows[-1][6] < idle_cutoff)
-                if idle or info["ended"] is not None and info["ended"] < cutoff:
+                ended = info["ended"]
+                if (ended is not None and ended < cutoff) or (ended is None and info["seen"] < idle_cutoff):
                     deleted += len(self._log.pop(sid, ()))
-                    for key in [k for k in self._queues if k[0] == sid]:
-                        del self._queues[key]
                     del self._sessions[sid]
                     for key in [k for k in self._cursors if k[0] == sid]:
                         del self._cursors[key]
+                    self._pruned[sid] = (ended if ended is not None else now, info["status"] or "idle", now)
             for sid, rows in self._log.items():
                 keep = [r for r in rows if not (r[6] < cutoff and r[0] <= self._cursors.get((sid, r[2]), 0))]
                 deleted += len(rows) - len(keep)
                 rows[:] = keep
-            for (sid, queue), rows in self._queues.items():
-                cursor = self._cursors.get((sid, queue), 0)
-                rows[:] = [r for r in rows if not (r[6] < cutoff and r[0] <= cursor)]
+            for sid in [s for s, gone in self._pruned.items() if gone[2] < now - max(retention, TOMBSTONES)]:
+                del self._pruned[sid]
         return deleted
+
+    def watch(self, on_change: Callable[[Iterable[str] | None], None]) -> None:
+        return None   # nothing else writes here
 
 
 def _seq_of(row: tuple) -> int:

@@ -1,138 +1,139 @@
 """The SQLite backend: one WAL file shared by every process with the same home.
 
-One writer thread per process stores appended events in batches (group commit), so a
-producer pays a JSON encode and a list append per token, not a transaction. Readers use a
-connection of their own thread; a destructive read advances a cursor row instead of
-deleting events, which keeps the log replayable (``read(after=seq)``) until retention
-prunes it. Readers in this process are notified after each commit; readers in other
-processes notice new commits through ``PRAGMA data_version`` every few milliseconds.
+The hub calls ``store`` with a batch of every session's rows at most once per linger, so
+the cost that matters is pages written per batch. The row is compact and the log has no
+index but its ``seq`` (the rowid): a batch appends to one leaf page or two, where an
+index on the session would dirty a page per session in the batch. Reads of a session
+scan the rowid range from ``max(after, the session's first seq)``: a live reader asks for
+the few rows since its last read; a reader starting from 0 pays one scan of the
+session's lifetime. Readers of other processes are woken by a datagram after each
+commit (``_wakeup.py``) and, as a safety net, by a slow ``PRAGMA data_version`` poll.
 """
 from __future__ import annotations
 
-import atexit
 import functools
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import filelock
 
 from ..events import TERMINAL, Event
-from ._backend import Backend, Row, StorageError, make_event
+from ._backend import TOMBSTONES, Backend, QueueBusy, Row, StorageError, decode, decode_ns, owner_alive
 from ._wakeup import Wakeup
 
 __all__ = ["SqliteBackend"]
 
+_VERSION = 2
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq   INTEGER PRIMARY KEY AUTOINCREMENT,
-    sid   TEXT NOT NULL,
-    queue TEXT NOT NULL,
-    kind  TEXT NOT NULL,
-    ns    TEXT NOT NULL,
-    data  TEXT NOT NULL,
-    ts    REAL NOT NULL
+CREATE TABLE IF NOT EXISTS sessions (
+    id        INTEGER PRIMARY KEY,
+    sid       TEXT NOT NULL UNIQUE,
+    pid       INTEGER NOT NULL,
+    host      TEXT NOT NULL,
+    started   REAL NOT NULL,
+    first_seq INTEGER NOT NULL,
+    seen      REAL NOT NULL,
+    ended     REAL,
+    last_seq  INTEGER,
+    status    TEXT
 );
-CREATE INDEX IF NOT EXISTS events_by_queue ON events (sid, queue, seq);
-CREATE INDEX IF NOT EXISTS events_by_session ON events (sid, seq);
+CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (ended);
+CREATE TABLE IF NOT EXISTS events (
+    seq     INTEGER PRIMARY KEY,
+    session INTEGER NOT NULL,
+    queue   TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    ns      TEXT NOT NULL,
+    data    TEXT NOT NULL,
+    ts      REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cursors (
     sid   TEXT NOT NULL,
     queue TEXT NOT NULL,
     seq   INTEGER NOT NULL,
+    owner TEXT,
     PRIMARY KEY (sid, queue)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sessions (
-    sid     TEXT PRIMARY KEY,
-    pid     INTEGER NOT NULL,
-    started REAL NOT NULL,
-    ended   REAL,
-    status  TEXT
+CREATE TABLE IF NOT EXISTS pruned (
+    sid    TEXT PRIMARY KEY,
+    ended  REAL NOT NULL,
+    status TEXT,
+    at     REAL NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sessions_by_end ON sessions (ended);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
 """
+_OLD_TABLES = ("events", "cursors", "sessions", "pruned", "meta", "sqlite_sequence")
 
-# A batch goes in and out as one JSON value in one statement. CPython's sqlite3 releases
-# the GIL around every statement step, and while a producer computes between tokens (an
-# SDK parsing SSE) each reacquisition can cost a whole switch interval (5 ms): the fewer
-# steps per store and per read, the closer in-process readers stay to the producer.
-_INSERT_ONE = "INSERT INTO events (sid, queue, kind, ns, data, ts) VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_MANY = ("INSERT INTO events (sid, queue, kind, ns, data, ts) "
-                "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-                "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') "
-                "FROM json_each(?) ORDER BY key")
-_TAKE = ("SELECT (SELECT seq FROM cursors WHERE sid = ?1 AND queue = ?2), "
-         "(SELECT json_group_array(json_array(seq, kind, json(data))) FROM "
-         "(SELECT seq, kind, data FROM events WHERE sid = ?1 AND queue = ?2 "
-         "AND seq > IFNULL((SELECT seq FROM cursors WHERE sid = ?1 AND queue = ?2), 0) "
-         "ORDER BY seq LIMIT ?3))")
-
-_AFTER_CURSOR = "IFNULL((SELECT c.seq FROM cursors c WHERE c.sid = ?1 AND c.queue = ?2), 0)"
-_MAX_PENDING = 200_000          # producers wait above this many unstored events
-_POLL = 0.005                   # seconds between checks for other processes' commits
-_SAFETY_POLL = 0.25             # the same check where other processes wake us (Linux)
-_QUIET = 0.001                  # an append this long after the last one is stored directly
+# A batch goes in as one JSON value in one statement: CPython's sqlite3 releases the GIL
+# around every statement step, and a busy producer can make each reacquisition wait.
+_INSERT_MANY = ("INSERT INTO events (seq, session, queue, kind, ns, data, ts) "
+                "SELECT ?1 + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
+                "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
+                "json_extract(value, '$[5]') FROM json_each(?2)")
+_INSERT_ONE = "INSERT INTO events (seq, session, queue, kind, ns, data, ts) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_NEXT_SEQ = "SELECT MAX(IFNULL((SELECT MAX(seq) FROM events), 0), IFNULL((SELECT v FROM meta WHERE k = 'floor'), 0))"
+_SAFETY_POLL = 0.25     # s between data_version checks where datagrams wake us (Linux)
+_POLL = 0.005           # the same where nothing wakes us
+_SEEN_EVERY = 30.0      # s between updates of a session's last activity (idle retention)
+_ID_TTL = 30.0          # s a cached sid -> id mapping is trusted
 
 
 def _names_the_file(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a ``sqlite3.DatabaseError`` (a file corrupted past its header, say) into a
-    ``StorageError`` that names the file and the fix."""
+    """Turn a ``sqlite3.Error`` into a ``StorageError`` naming the file and the fix."""
     @functools.wraps(method)
     def wrapper(self: SqliteBackend, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.DatabaseError as e:
-            raise StorageError(
-                f"queue database {self.path} failed: {e}; if it is corrupted, move it away or "
-                "delete it, or point LAZYSTREAM_HOME elsewhere") from e
+        except sqlite3.Error as e:
+            hint = "free some disk space" if "full" in str(e) else \
+                "if it is corrupted, move it away or delete it, or point LAZYSTREAM_HOME elsewhere"
+            raise StorageError(f"queue database {self.path} failed: {e}; {hint}") from e
     return wrapper
 
 
 class SqliteBackend(Backend):
     """Event log in one SQLite file (WAL, ``synchronous=NORMAL``)."""
 
-    def __init__(self, path: str, *, retention: float = 3600.0, idle_retention: float = 86400.0) -> None:
-        super().__init__()
-        self.path = path
-        self.retention = retention
-        self.idle_retention = idle_retention
+    name = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = self.where = path
         self._local = threading.local()
         self._write_lock = threading.Lock()     # one write transaction at a time in-process
-        self._io = threading.Lock()
-        self._work = threading.Condition(self._io)   # writer waits for appends
-        self._done = threading.Condition(self._io)   # sync() waits for stores
-        self._pending: list[Row] = []
-        self._appended = 0
-        self._stored = 0
-        self._error: BaseException | None = None
-        self._writer: threading.Thread | None = None
+        self._ids: dict[str, tuple[int, float]] = {}   # sid -> (session id, when resolved)
+        self._seen: dict[int, float] = {}              # session id -> last activity, not yet written
+        self._last_seen_write = time.monotonic()
+        self._wakeup = Wakeup(path + ".wake", lambda: self._on_change(None)) if Wakeup.available else None
+        self._on_change: Callable[[Iterable[str] | None], None] = lambda sids: None
+        self._watching = False
         self._closed = False
-        self._storing = False
-        self._last_append = 0.0
-        self._wakeup = Wakeup(path + ".wake", self.notify) if Wakeup.available else None
-        self._known_sids: set[str] = set()
-        self._last_prune = 0.0
         self._init_file()
         self._wconn = self._connect()
-        ref = weakref.ref(self)
-        atexit.register(lambda: (b := ref()) is not None and b.close())
 
     # --- setup ------------------------------------------------------------------------
     def _init_file(self) -> None:
         if not os.path.exists(self.path):
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         try:
             # Two processes may create the schema at once; the file lock orders them.
             with filelock.FileLock(self.path + ".lock", timeout=30, mode=0o600):
                 conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
                 try:
                     conn.execute("PRAGMA journal_mode=WAL")
-                    conn.executescript(_SCHEMA)
+                    if conn.execute("PRAGMA user_version").fetchone()[0] != _VERSION:
+                        # An older layout: its events are transient (retention), so start over.
+                        for table in _OLD_TABLES:
+                            conn.execute(f"DROP TABLE IF EXISTS {table}")
+                        conn.executescript(_SCHEMA)
+                        conn.execute(f"PRAGMA user_version={_VERSION}")
+                    else:
+                        conn.executescript(_SCHEMA)
                 finally:
                     conn.close()
         except sqlite3.DatabaseError as e:
@@ -150,271 +151,220 @@ class SqliteBackend(Backend):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
-            self._local.version = conn.execute("PRAGMA data_version").fetchone()[0]
         return conn
 
     # --- writing ----------------------------------------------------------------------
-    def append(self, row: Row) -> None:
-        with self._io:
-            if self._error is not None:
-                raise StorageError(f"queue database {self.path}: storing failed: {self._error}") from self._error
-            now = time.monotonic()
-            quiet, self._last_append = now - self._last_append > _QUIET, now
-            direct = self._closed or (quiet and not self._pending and not self._storing)
-            self._appended += 1
-            if self._writer is None:   # it also prunes, so it runs even when stores are direct
-                self._writer = threading.Thread(target=self._write_loop, name="lazystream-writer", daemon=True)
-                self._writer.start()
-            if direct:
-                # A lone event after a pause: store it on this thread and save the writer
-                # thread's wake-up; under load, events batch on the writer thread instead.
-                self._storing = True
-            else:
-                self._pending.append(row)
-                if len(self._pending) == 1:
-                    self._work.notify()
-                while len(self._pending) > _MAX_PENDING and self._error is None:
-                    self._done.wait(0.1)
-        if direct:
-            self._store_and_announce([row])
-
-    def _store_and_announce(self, batch: list[Row]) -> None:
-        """Store ``batch`` (the caller set ``_storing``), then wake writers and readers."""
-        error = None
-        try:
-            self._store(batch)
-        except BaseException as e:  # noqa: BLE001 - surfaced to every producer and reader
-            error = e
-        with self._io:
-            self._storing = False
-            if error is not None:
-                self._error = error
-            else:
-                self._stored += len(batch)
-            self._done.notify_all()
-            if self._pending:
-                self._work.notify()
-        if error is None:
-            self.notify({(r[0], r[1]) for r in batch})
-        else:
-            self.notify()
-        if error is not None:
-            raise StorageError(f"queue database {self.path}: storing failed: {error}") from error
-
-    def sync(self) -> None:
-        # A failed store is raised to producers (append); readers go on reading what was
-        # stored, so a write failure never makes stored events unreadable.
-        if self._stored == self._appended:   # the common, lock-free case
-            return
-        with self._io:
-            target = self._appended
-            while self._stored < target and self._error is None:
-                self._done.wait(1.0)
-
-    def _write_loop(self) -> None:
-        while True:
-            with self._io:
-                while (not self._pending or self._storing) and not self._closed:
-                    if not self._work.wait(self._prune_interval()) and not self._pending:
-                        break
-                if self._storing:
-                    continue
-                batch, self._pending = self._pending, []
-                if self._closed and not batch:
-                    return
-                self._storing = bool(batch)
-            try:
-                if batch:
-                    self._store_and_announce(batch)
-                self._maybe_prune()
-            except BaseException:  # noqa: BLE001 - recorded in _error, raised to producers
-                return
-
-    def _store(self, batch: list[Row]) -> None:
+    @_names_the_file
+    def store(self, rows: list[Row], cursors: dict[tuple[str, str], int], owner: str) -> list[int]:
         conn = self._wconn
-        new_sids = [(r[0], os.getpid(), r[5]) for r in batch if r[0] not in self._known_sids]
-        ends = [(r[5], _status_of(r[4]), r[0]) for r in batch if r[2] == TERMINAL]
-        insert = (_INSERT_ONE, batch[0]) if len(batch) == 1 else \
-            (_INSERT_MANY, (json.dumps(batch, ensure_ascii=False),))
+        now = time.monotonic()
         with self._write_lock:
-            if not new_sids and not ends:
-                conn.execute(*insert)   # one statement is its own transaction: one GIL release
-            else:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if new_sids:
-                        conn.executemany("INSERT OR IGNORE INTO sessions (sid, pid, started) VALUES (?, ?, ?)",
-                                         new_sids)
-                    conn.execute(*insert)
-                    if ends:
-                        conn.executemany("UPDATE sessions SET ended = ?, status = ? WHERE sid = ?", ends)
-                    conn.execute("COMMIT")
-                except BaseException:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                base = conn.execute(_NEXT_SEQ).fetchone()[0] + 1
+                ids = self._session_ids(conn, rows, base, now)
+                if len(rows) == 1:
+                    r = rows[0]
+                    conn.execute(_INSERT_ONE, (base, ids[r[0]], r[1], r[2], r[3], r[4], r[5]))
+                elif rows:
+                    packed = json.dumps([(ids[r[0]],) + r[1:] for r in rows], ensure_ascii=False)
+                    conn.execute(_INSERT_MANY, (base, packed))
+                ends = [(r[5], _status_of(r[4]), base + i, ids[r[0]]) for i, r in enumerate(rows) if r[2] == TERMINAL]
+                if ends:
+                    conn.executemany("UPDATE sessions SET ended = ?, status = ?, last_seq = ? WHERE id = ?", ends)
+                if cursors:
+                    conn.executemany("UPDATE cursors SET seq = ? WHERE sid = ? AND queue = ? AND owner = ?",
+                                     [(pos, sid, queue, owner) for (sid, queue), pos in cursors.items()])
+                if self._seen and now - self._last_seen_write >= _SEEN_EVERY:
+                    conn.executemany("UPDATE sessions SET seen = ? WHERE id = ?",
+                                     [(t, i) for i, t in self._seen.items()])
+                    self._seen.clear()
+                    self._last_seen_write = now
+                conn.execute("COMMIT")
+            except BaseException:
+                self._ids.clear()   # ids made in the rolled-back transaction do not exist
+                if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                    raise
-            if self._wakeup is not None:
-                self._wakeup.ping_peers()
-        if len(self._known_sids) > 100_000:
-            self._known_sids.clear()
-        self._known_sids.update(s for s, _, _ in new_sids)
+                raise
+        if self._wakeup is not None and rows:
+            self._wakeup.ping_peers()
+        return list(range(base, base + len(rows)))
 
-    def _prune_interval(self) -> float:
-        return max(0.05, min(60.0, self.retention / 4))
+    def _session_ids(self, conn: sqlite3.Connection, rows: list[Row], base: int, now: float) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        cache, seen, wall = self._ids, self._seen, time.time()
+        for i, row in enumerate(rows):
+            sid = row[0]
+            if sid in ids:
+                continue
+            known = cache.get(sid)
+            if known is not None and now - known[1] < _ID_TTL:
+                ids[sid] = known[0]
+            else:
+                conn.execute("INSERT INTO sessions (sid, pid, host, started, first_seq, seen) VALUES (?, ?, ?, ?, ?, ?) "
+                             "ON CONFLICT (sid) DO NOTHING", (sid, os.getpid(), socket.gethostname(), row[5],
+                                                              base + i, row[5]))
+                ids[sid] = conn.execute("SELECT id FROM sessions WHERE sid = ?", (sid,)).fetchone()[0]
+                if len(cache) > 100_000:
+                    cache.clear()
+                cache[sid] = (ids[sid], now)
+            seen[ids[sid]] = wall
+        return ids
 
-    def _maybe_prune(self) -> None:
-        now = time.time()
-        if now - self._last_prune >= self._prune_interval():
-            self._last_prune = now
-            self.prune(self.retention, now)
+    # --- dequeue owners ---------------------------------------------------------------
+    @_names_the_file
+    def claim(self, sid: str, queue: str, owner: str) -> int:
+        conn = self._conn()
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT seq, owner FROM cursors WHERE sid = ? AND queue = ?", (sid, queue)).fetchone()
+                if row is not None and row[1] not in (None, owner) and owner_alive(row[1]):
+                    raise QueueBusy(
+                        f"queue {queue!r} of session {sid!r} is being dequeued by another process "
+                        f"(owner {row[1]}); a queue has one destructive reader process at a time. Read it "
+                        "with read(after=seq) / tail() from this one, or dequeue it in that process")
+                pos = 0 if row is None else row[0]
+                conn.execute("INSERT OR REPLACE INTO cursors (sid, queue, seq, owner) VALUES (?, ?, ?, ?)",
+                             (sid, queue, pos, owner))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return pos
+
+    @_names_the_file
+    def release(self, cursors: dict[tuple[str, str], int], owner: str) -> None:
+        conn = self._conn()
+        with self._write_lock:
+            conn.executemany("UPDATE cursors SET seq = ?, owner = NULL WHERE sid = ? AND queue = ? AND owner = ?",
+                             [(pos, sid, queue, owner) for (sid, queue), pos in cursors.items()])
 
     # --- reading ----------------------------------------------------------------------
     @_names_the_file
     def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
-        self.sync()
-        lim = -1 if limit is None else limit
-        where = "sid = ? AND seq > ?"
-        args: tuple = (sid, after)
+        conn = self._conn()
+        found = conn.execute("SELECT id, first_seq FROM sessions WHERE sid = ?", (sid,)).fetchone()
+        if found is None:
+            return []
+        session, first = found
+        where = "seq > ? AND session = ?"
+        args: tuple = (max(after, first - 1), session)
         if queues is not None:
-            where += f" AND queue IN ({','.join('?' * len(queues))})"
+            where += " AND queue = ?" if len(queues) == 1 else f" AND queue IN ({','.join('?' * len(queues))})"
             args += tuple(queues)
-        packed = self._conn().execute(
-            "SELECT json_group_array(json_array(seq, queue, kind, json(ns), json(data), ts)) FROM "
-            f"(SELECT seq, queue, kind, ns, data, ts FROM events WHERE {where} ORDER BY seq LIMIT ?)",
-            (*args, lim)).fetchone()[0]
-        return [Event(seq, sid, queue, kind, tuple(ns), data, ts)
-                for seq, queue, kind, ns, data, ts in _unpack(packed)]
-
-    @_names_the_file
-    def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
-        self.sync()
-        conn = self._conn()
-        lim = -1 if limit is None else limit
-        while True:
-            cursor, packed = conn.execute(_TAKE, (sid, queue, lim)).fetchone()
-            rows = _unpack(packed)
-            if not rows:
-                return []
-            # Compare-and-swap the cursor: if another reader (thread or process) moved it
-            # since we read it, our rows may be theirs; read again.
-            with self._write_lock:
-                if cursor is None:
-                    moved = conn.execute("INSERT OR IGNORE INTO cursors (sid, queue, seq) VALUES (?, ?, ?)",
-                                         (sid, queue, rows[-1][0])).rowcount
-                else:
-                    moved = conn.execute("UPDATE cursors SET seq = ? WHERE sid = ? AND queue = ? AND seq = ?",
-                                         (rows[-1][0], sid, queue, cursor)).rowcount
-            if moved == 1:
-                return [data["text"] if kind == "trace" and type(data) is dict and "text" in data else data
-                        for _, kind, data in rows]
-
-    @_names_the_file
-    def peek(self, sid: str, queue: str) -> Event | None:
-        self.sync()
-        row = self._conn().execute(
-            f"SELECT seq, sid, queue, kind, ns, data, ts FROM events WHERE sid = ?1 AND queue = ?2 "
-            f"AND seq > {_AFTER_CURSOR} ORDER BY seq LIMIT 1", (sid, queue)).fetchone()
-        return None if row is None else make_event(*row)
-
-    @_names_the_file
-    def size(self, sid: str, queue: str) -> int:
-        self.sync()
-        return self._conn().execute(
-            f"SELECT COUNT(*) FROM events WHERE sid = ?1 AND queue = ?2 AND seq > {_AFTER_CURSOR}",
-            (sid, queue)).fetchone()[0]
-
-    @_names_the_file
-    def clear(self, sid: str, queue: str) -> None:
-        self.sync()
-        conn = self._conn()
-        with self._write_lock:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                last = conn.execute("SELECT MAX(seq) FROM events WHERE sid = ? AND queue = ?",
-                                    (sid, queue)).fetchone()[0]
-                if last is not None:
-                    conn.execute("INSERT OR REPLACE INTO cursors (sid, queue, seq) VALUES (?, ?, ?)",
-                                 (sid, queue, last))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        rows = conn.execute(f"SELECT seq, queue, kind, ns, data, ts FROM events WHERE {where} ORDER BY seq LIMIT ?",
+                            (*args, -1 if limit is None else limit)).fetchall()
+        return [Event(seq, sid, queue, kind, decode_ns(ns), decode(data), ts) for seq, queue, kind, ns, data, ts in rows]
 
     @_names_the_file
     def session_info(self, sid: str) -> dict[str, Any] | None:
-        self.sync()
-        row = self._conn().execute("SELECT pid, started, ended, status FROM sessions WHERE sid = ?",
-                                   (sid,)).fetchone()
-        return None if row is None else dict(zip(("pid", "started", "ended", "status"), row))
+        conn = self._conn()
+        row = conn.execute("SELECT pid, host, started, ended, status FROM sessions WHERE sid = ?", (sid,)).fetchone()
+        if row is not None:
+            return dict(zip(("pid", "host", "started", "ended", "status"), row), pruned=False)
+        row = conn.execute("SELECT ended, status FROM pruned WHERE sid = ?", (sid,)).fetchone()
+        if row is not None:
+            return {"pid": None, "host": None, "started": None, "ended": row[0], "status": row[1], "pruned": True}
+        return None
 
+    # --- retention --------------------------------------------------------------------
     @_names_the_file
-    def prune(self, retention: float, now: float) -> int:
-        cutoff = now - retention
-        conn = self._conn() if threading.current_thread() is not self._writer else self._wconn
+    def expire(self, retention: float, idle_retention: float, now: float) -> int:
+        cutoff, idle_cutoff = now - retention, now - idle_retention
+        conn = self._wconn if threading.current_thread().name == "lazystream-writer" else self._conn()
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                gone = "SELECT sid FROM sessions WHERE ended IS NOT NULL AND ended < ?"
-                deleted = conn.execute(f"DELETE FROM events WHERE sid IN ({gone})", (cutoff,)).rowcount
-                conn.execute(f"DELETE FROM cursors WHERE sid IN ({gone})", (cutoff,))
-                conn.execute("DELETE FROM sessions WHERE ended IS NOT NULL AND ended < ?", (cutoff,))
-                # Sessions that never end (a service thread's implicit tag) are dropped once
-                # idle for idle_retention, and meanwhile shed what their readers consumed
-                # long ago, so the file does not grow without bound.
-                idle = "SELECT s.sid FROM sessions s WHERE s.ended IS NULL AND s.started < ?1 AND NOT " \
-                       "EXISTS (SELECT 1 FROM events e WHERE e.sid = s.sid AND e.ts >= ?1)"
-                idle_cutoff = now - max(retention, self.idle_retention)
-                deleted += conn.execute(f"DELETE FROM events WHERE sid IN ({idle})", (idle_cutoff,)).rowcount
-                conn.execute(f"DELETE FROM cursors WHERE sid IN ({idle})", (idle_cutoff,))
-                conn.execute(f"DELETE FROM sessions WHERE sid IN ({idle})", (idle_cutoff,))
-                deleted += conn.execute(
-                    "DELETE FROM events WHERE seq IN (SELECT e.seq FROM cursors c JOIN events e "
-                    "ON e.sid = c.sid AND e.queue = c.queue AND e.seq <= c.seq WHERE e.ts < ?)",
-                    (cutoff,)).rowcount
+                gone = conn.execute(
+                    "SELECT id, sid, first_seq, last_seq, ended, status FROM sessions "
+                    "WHERE (ended IS NOT NULL AND ended < ?) OR (ended IS NULL AND seen < ?)",
+                    (cutoff, idle_cutoff)).fetchall()
+                deleted = 0
+                top = conn.execute("SELECT MAX(seq) FROM events").fetchone()[0]
+                if top is not None:
+                    # Remember the highest seq, so deleting the newest rows never lets a seq recur.
+                    conn.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('floor', MAX(?, "
+                                 "IFNULL((SELECT v FROM meta WHERE k = 'floor'), 0)))", (top,))
+                if gone:
+                    lo = min(g[2] for g in gone)
+                    hi = top if any(g[3] is None for g in gone) else max(g[3] for g in gone)
+                    conn.execute("CREATE TEMP TABLE IF NOT EXISTS gone (id INTEGER PRIMARY KEY)")
+                    conn.execute("DELETE FROM temp.gone")
+                    conn.executemany("INSERT INTO temp.gone (id) VALUES (?)", [(g[0],) for g in gone])
+                    if hi is not None:
+                        deleted += conn.execute("DELETE FROM events WHERE seq BETWEEN ? AND ? AND session IN "
+                                                "(SELECT id FROM temp.gone)", (lo, hi)).rowcount
+                    conn.executemany("DELETE FROM cursors WHERE sid = ?", [(g[1],) for g in gone])
+                    conn.execute("DELETE FROM sessions WHERE id IN (SELECT id FROM temp.gone)")
+                    conn.executemany("INSERT OR REPLACE INTO pruned (sid, ended, status, at) VALUES (?, ?, ?, ?)",
+                                     [(g[1], g[4] if g[4] is not None else now, g[5] or "idle", now) for g in gone])
+                # Consumed events of sessions still open, once older than the retention.
+                bound = self._seq_at(conn, cutoff)
+                if bound:
+                    deleted += conn.execute(
+                        "DELETE FROM events WHERE seq < ? AND ts < ? AND EXISTS (SELECT 1 FROM cursors c "
+                        "JOIN sessions s ON s.sid = c.sid WHERE s.id = events.session AND c.queue = events.queue "
+                        "AND c.seq >= events.seq)", (bound, cutoff)).rowcount
+                conn.execute("DELETE FROM pruned WHERE at < ?", (now - max(retention, TOMBSTONES),))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-        self._known_sids.clear()
+        self._ids.clear()
         return deleted
 
-    # --- waiting ----------------------------------------------------------------------
-    def _before_wait(self) -> bool:
-        return self._wakeup is not None and self._wakeup.listen()
+    @staticmethod
+    def _seq_at(conn: sqlite3.Connection, when: float) -> int:
+        """The first seq stored at or after ``when`` (a binary search over the rowid;
+        ``ts`` grows with ``seq`` up to clock skew between processes)."""
+        lo_hi = conn.execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
+        if lo_hi[0] is None:
+            return 0
+        lo, hi = lo_hi
+        while lo < hi:
+            mid = (lo + hi) // 2
+            row = conn.execute("SELECT seq, ts FROM events WHERE seq >= ? ORDER BY seq LIMIT 1", (mid,)).fetchone()
+            if row[1] < when:
+                lo = row[0] + 1
+            else:
+                hi = mid
+        return lo
 
-    def _external_poll_interval(self) -> float | None:
-        # With wake-ups, a slow check is only a safety net: a reader never blocks for ever.
-        return _SAFETY_POLL if self._wakeup is not None else _POLL
+    # --- other processes --------------------------------------------------------------
+    def watch(self, on_change: Callable[[Iterable[str] | None], None]) -> None:
+        if self._watching:
+            return
+        self._watching = True
+        self._on_change = on_change
+        if self._wakeup is not None:
+            self._wakeup.listen()
+        threading.Thread(target=self._poll_loop, name="lazystream-poll", daemon=True).start()
 
-    def _poll_external(self) -> bool:
-        conn = self._conn()
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._local.version:
-            self._local.version = version
-            return True
-        return False
+    def _poll_loop(self) -> None:
+        """The safety net (and, off Linux, the only signal): notice other processes'
+        commits through ``PRAGMA data_version`` of the writer's connection, which moves
+        only for commits by *other* connections."""
+        try:
+            with self._write_lock:
+                version = self._wconn.execute("PRAGMA data_version").fetchone()[0]
+            interval = _SAFETY_POLL if self._wakeup is not None else _POLL
+            while not self._closed:
+                time.sleep(interval)
+                with self._write_lock:
+                    now = self._wconn.execute("PRAGMA data_version").fetchone()[0]
+                if now != version:
+                    version = now
+                    self._on_change(None)
+        except sqlite3.Error:
+            return
 
     def close(self) -> None:
-        with self._io:
-            if self._closed:
-                return
-            self._closed = True
-            self._work.notify()
-        if self._writer is not None and self._writer is not threading.current_thread():
-            self._writer.join(timeout=30)
+        self._closed = True
         if self._wakeup is not None:
             self._wakeup.close()
-
-
-def _unpack(packed: str) -> list[list]:
-    """Decode a ``json_group_array`` of rows, in ``seq`` order (SQLite does not promise
-    that an aggregate keeps its subquery's order, so sort; it is already sorted)."""
-    rows = json.loads(packed)
-    rows.sort(key=_first)
-    return rows
-
-
-def _first(row: list) -> Any:
-    return row[0]
 
 
 def _status_of(data_json: str) -> str:
