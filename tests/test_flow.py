@@ -341,3 +341,12 @@ def test_auto_capture_takes_the_variables_the_block_defines():
         p4 = _f4 | bind(p.input, _0, in3=p2)
     assert p(1) == "get [1], [f3-5], [5]"
     assert [step is s for step, s in zip(p.steps, (p1, p2, p3, p4))] == [True] * 4
+
+
+def test_bound_values_belong_to_their_own_run_across_threads_and_branches():
+    with pipeline() as p:
+        p.double = lambda x: x * 2
+        p.both = parallel(bind(lambda a, b: (a, b), _0, p.input), bind(lambda d: d, p.output("double")))
+    with lazyllm.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(p, range(32)))
+    assert results == [((2 * i, i), 2 * i) for i in range(32)]
