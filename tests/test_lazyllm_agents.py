@@ -215,3 +215,15 @@ def test_react_agent_with_its_own_prompt():
         agent = ReactAgent(llm_for(url), ["multiply_tool", "add_tool"], prompt="Tools: {tool_names}.")
         assert agent(REACT_QUERY) == REACT_ANSWER
     assert engine.requests[0].messages[0] == {"role": "system", "content": "Tools: multiply_tool, add_tool."}
+
+
+def test_react_policy_is_no_transcript_it_reduces_any_expression():
+    engine = Engine(ArithmeticReactPolicy())
+    with engine as url:
+        agent = ReactAgent(llm_for(url), ["multiply_tool", "add_tool"], max_retries=4)
+        assert agent("Compute (1+2)*(3+4) please") == "Answer: The result of (1+2)*(3+4) is 21."
+        assert agent("What is 7-2?") == ("Answer: I cannot calculate 7-2: no tool for '-' among "
+                                         "multiply_tool, add_tool.")
+    calls = [json.loads(m["tool_calls"][0]["function"]["arguments"])
+             for m in engine.requests[3].messages if m.get("tool_calls")]
+    assert calls == [{"a": 1, "b": 2}, {"a": 3, "b": 4}, {"a": 3, "b": 7}]
