@@ -4,6 +4,11 @@ The one change from the stdlib: the callable runs in a copy of the submitter's
 ``contextvars`` context, so a worker writes under the submitter's session tag (and sees
 its module lineage and settings). A worker's exception is raised by ``future.result()``
 as usual and also written as an ``error`` event, so a reader loop learns of it.
+
+A top-level submit — no run open and no module running in the submitter — is a run of
+its own (``run_start`` … ``run_end``, see ``lazystream.runs``), and its future's
+``cancel()`` stops it even while it runs. Submits made by running work (a ``parallel``
+branch, a tool) belong to the run that made them.
 """
 from __future__ import annotations
 
@@ -13,24 +18,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .queue import emit, has_unread
-from .session import _sid, current_sid, is_cancellation
+from .queue import has_unread
+from .runs import Run, current_run, report_error, run_call
+from .session import _sid, current_ns, current_sid, is_explicit
 
-__all__ = ["ThreadPoolExecutor", "Thread", "report_error"]
-
-
-def report_error(exc: BaseException) -> None:
-    """Write ``exc`` as an ``error`` event once, however many executors it crosses.
-
-    Cancellations are not failures and are not reported.
-    """
-    if getattr(exc, "_lazystream_reported", False) or is_cancellation(exc):
-        return
-    try:
-        exc._lazystream_reported = True  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
-    emit("error", {"type": type(exc).__name__, "message": str(exc)})
+__all__ = ["ThreadPoolExecutor", "Thread", "report_error", "work_pool"]
 
 
 def _run_reporting(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -39,6 +31,30 @@ def _run_reporting(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     except BaseException as e:  # noqa: BLE001 - reported, then re-raised to the future
         report_error(e)
         raise
+
+
+class _RunCell:
+    """Links a future to the run its worker opens, so ``cancel()`` can reach it."""
+
+    __slots__ = ("run", "cancelled")
+
+    def __init__(self) -> None:
+        self.run: Run | None = None
+        self.cancelled = False
+
+
+def _run_as_run(cell: _RunCell, name: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    def body(*a: Any, **k: Any) -> Any:
+        cell.run = current_run()
+        if cell.cancelled:    # cancel() came between the start and the run's opening
+            cell.run.cancel()  # type: ignore[union-attr]
+        return fn(*a, **k)
+    return run_call(name, body, args, kwargs, implicit=not is_explicit())
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "name", None)
+    return name if isinstance(name, str) else getattr(fn, "__name__", type(fn).__name__)
 
 
 def _carry() -> contextvars.Context:
@@ -56,13 +72,33 @@ class _DrainedFuture(concurrent.futures.Future):
     """
 
     _lazystream_sid = ""
+    _lazystream_cell: _RunCell | None = None
 
     def done(self) -> bool:
         return super().done() and not has_unread(self._lazystream_sid)
 
+    def cancel(self) -> bool:
+        """Cancel the work; unlike the stdlib, also while it runs, if the future owns a run.
+
+        A running run stops at its next token or tool boundary (its model's HTTP stream is
+        closed at once) and ``result()`` raises ``RunCancelled``. Returns False only when
+        the work already finished or cannot be stopped (a nested submit).
+        """
+        if super().cancel():
+            return True
+        cell = self._lazystream_cell
+        if cell is None or super().done():
+            return False
+        cell.cancelled = True
+        if cell.run is not None:
+            cell.run.cancel()
+        return True
+
 
 class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     """The stdlib pool, running each callable in a copy of the submitter's context."""
+
+    _lazystream_runs = True   # False: top-level submits open no run (a caller that opens its own)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future:
         """Schedule ``fn(*args, **kwargs)`` under the submitter's session; return its future.
@@ -71,10 +107,25 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         that this process has been dequeuing are empty (see ``_DrainedFuture``).
         """
         context = _carry()
-        future = super().submit(context.run, _run_reporting, fn, args, kwargs)
-        future.__class__ = _DrainedFuture   # same layout; only done() differs
+        cell = None
+        if self._lazystream_runs and current_run() is None and not current_ns():
+            cell = _RunCell()
+            future = super().submit(context.run, _run_reporting, _run_as_run,
+                                    (cell, _name_of(fn), fn, args, kwargs), {})
+        else:
+            future = super().submit(context.run, _run_reporting, fn, args, kwargs)
+        future.__class__ = _DrainedFuture   # same layout; only done() and cancel() differ
         future._lazystream_sid = context[_sid]
+        future._lazystream_cell = cell
         return future
+
+
+def work_pool(max_workers: int) -> ThreadPoolExecutor:
+    """A pool for a step's own workers (``parallel`` branches, tool calls): its submits
+    never open runs, even when the step was called outside any run."""
+    pool = ThreadPoolExecutor(max_workers=max_workers)
+    pool._lazystream_runs = False
+    return pool
 
 
 class Thread(threading.Thread):

@@ -21,13 +21,24 @@ from collections.abc import Callable, Iterator, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["current_sid", "session", "globals", "current_ns", "ns_scope", "on_close"]
+__all__ = ["current_sid", "session", "globals", "current_ns", "ns_scope", "on_close", "on_open",
+           "is_explicit"]
 
 _sid: ContextVar[str] = ContextVar("lazystream_sid")
 _ns: ContextVar[tuple[str, ...]] = ContextVar("lazystream_ns", default=())
 _globals: dict[str, dict[str, Any]] = {}
 _globals_lock = threading.Lock()
 _close_listeners: list[Callable[[str, str, BaseException | None], None]] = []
+_open_listeners: list[Callable[[str], None]] = []
+_explicit: ContextVar[bool] = ContextVar("lazystream_explicit_session", default=False)
+# Explicit sessions open in this process (sid -> nesting depth): only the outermost block
+# ends the session, so a nested ``session("x")`` writes no second ``end``.
+_open_depth: dict[str, int] = {}
+# Sessions that ended in this process, newest last: reopening one is refused (its ``end``
+# is written). A documented, bounded cache.
+_ended: dict[str, None] = {}
+_MAX_ENDED = 10_000
+_depth_lock = threading.Lock()
 _thread_owner = threading.local()
 
 
@@ -92,6 +103,18 @@ def _drop_globals(sids: list[str]) -> None:
             _globals.pop(sid, None)
 
 
+def is_explicit() -> bool:
+    """Return True inside a ``session()`` block (or work submitted from one), False in a
+    thread's implicit session."""
+    return _explicit.get()
+
+
+def on_open(listener: Callable[[str], None]) -> None:
+    """Register ``listener(sid)``, called when a ``session(sid)`` block with a given sid
+    opens (not when nested); it raises ``ValueError`` to refuse a sid (e.g. one ended)."""
+    _open_listeners.append(listener)
+
+
 def on_close(listener: Callable[[str, str, BaseException | None], None]) -> None:
     """Register ``listener(sid, status, exc)``, called when a ``session()`` block ends.
 
@@ -107,9 +130,24 @@ def session(sid: str | None = None) -> Iterator[str]:
     On exit the session's globals are freed and its terminal ``end`` event is written
     (status ``ok``, ``error`` or ``cancelled``). Raises ``ValueError`` for an empty tag.
     """
+    given = sid is not None
     sid = _new_sid() if sid is None else _check_sid(sid, "session: sid")
+    with _depth_lock:
+        depth = _open_depth.get(sid, 0)
+        if not depth and sid in _ended:
+            raise ValueError(f"session: {sid!r} has already ended (its end event is written); "
+                             "use a new sid, or session() for a fresh one")
+        _open_depth[sid] = depth + 1
+    if given and not depth:
+        try:
+            for listener in _open_listeners:
+                listener(sid)
+        except BaseException:
+            _release(sid)
+            raise
     token = _sid.set(sid)
     ns_token = _ns.set(())
+    explicit_token = _explicit.set(True)
     status, exc = "ok", None
     try:
         yield sid
@@ -120,12 +158,28 @@ def session(sid: str | None = None) -> Iterator[str]:
         status, exc = ("cancelled" if is_cancellation(e) else "error"), e
         raise
     finally:
+        _explicit.reset(explicit_token)
         _ns.reset(ns_token)
         _sid.reset(token)
-        with _globals_lock:
-            _globals.pop(sid, None)
-        for listener in _close_listeners:
-            listener(sid, status, exc)
+        if _release(sid):
+            with _globals_lock:
+                _globals.pop(sid, None)
+            for listener in _close_listeners:
+                listener(sid, status, exc)
+
+
+def _release(sid: str) -> bool:
+    """Leave one level of ``session(sid)``; return True when it was the outermost."""
+    with _depth_lock:
+        depth = _open_depth.get(sid, 1) - 1
+        if depth:
+            _open_depth[sid] = depth
+            return False
+        _open_depth.pop(sid, None)
+        _ended[sid] = None
+        if len(_ended) > _MAX_ENDED:
+            del _ended[next(iter(_ended))]
+        return True
 
 
 def is_cancellation(exc: BaseException) -> bool:

@@ -66,9 +66,9 @@ def test_seed_trace_form_traces_request_results_round_then_answer():
     assert ret == ANSWER and "".join(tokens) == ANSWER
     [tokyo, paris] = [e.data for e in kinds(sid, "tool_call")]
     calls = [{"id": c["id"], "type": "function",
-              "function": {"name": "get_current_weather", "arguments": c["arguments"]}}
+              "function": {"name": "get_current_weather", "arguments": json.dumps(c["arguments"])}}
              for c in (tokyo, paris)]
-    assert [json.loads(c["arguments"]) for c in (tokyo, paris)] == [
+    assert [c["arguments"] for c in (tokyo, paris)] == [
         {"location": "Tokyo", "unit": "celsius"}, {"location": "Paris", "unit": "celsius"}]
     tokyo_result = '{"location": "Tokyo", "temperature": "10", "unit": "celsius"}'
     paris_result = '{"location": "Paris", "temperature": "22", "unit": "celsius"}'
@@ -79,7 +79,7 @@ def test_seed_trace_form_traces_request_results_round_then_answer():
                       {"role": "tool", "content": paris_result, "tool_call_id": paris["id"],
                        "name": "get_current_weather"}]
     seed_request = [{"id": c["id"], "type": "function",
-                     "function": {"name": "get_current_weather", "arguments": json.loads(c["arguments"])}}
+                     "function": {"name": "get_current_weather", "arguments": c["arguments"]}}
                     for c in (tokyo, paris)] + [""]
     assert traces == [str(seed_request), tokyo_result, paris_result, str(round_messages),
                       ANSWER, ANSWER, ANSWER]
@@ -408,12 +408,12 @@ def test_raw_text_tool_calls_through_trainable_module_never_reach_the_stream(fmt
     assert ret == ANSWER
     assert "".join(tokens) == preface + ANSWER   # no special token, no tool-call JSON
     calls = [e.data for e in kinds(sid, "tool_call")]
-    assert [(c["name"], json.loads(c["arguments"])) for c in calls] == [
+    assert [(c["name"], c["arguments"]) for c in calls] == [
         ("get_current_weather", {"location": "Tokyo", "unit": "celsius"}),
         ("get_current_weather", {"location": "Paris", "unit": "celsius"})]
     # The model does not trace; the round traces the request with parsed arguments.
     assert traces[0] == str([{"id": c["id"], "type": "function", "function": {
-        "name": c["name"], "arguments": json.loads(c["arguments"])}} for c in calls] + [preface])
+        "name": c["name"], "arguments": c["arguments"]}} for c in calls] + [preface])
     assert traces[1:3] == ['{"location": "Tokyo", "temperature": "10", "unit": "celsius"}',
                            '{"location": "Paris", "temperature": "22", "unit": "celsius"}']
     # The model wrote its calls as text: the conversation still holds OpenAI tool_calls.

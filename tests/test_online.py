@@ -1,6 +1,8 @@
 """OnlineChatModule against the bundled engine, over real HTTP with the real openai SDK."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import lazystream
@@ -85,8 +87,9 @@ def test_stream_requests_usage_and_emits_a_usage_event():
     with engine as url, session() as sid:
         llm_for(url, stream=True)("x y")
         assert engine.requests[0].params["stream_options"] == {"include_usage": True}
+        [(start, _, message)] = [(k, ns, d) for k, ns, d in events(sid, "message_start")]
         assert events(sid, "usage") == [("usage", ("onlinechatmodule",), {
-            "prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5})]
+            "prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5, "message": message["id"]})]
 
 
 def test_missing_usage_chunk_is_tolerated():
@@ -115,9 +118,10 @@ def test_tool_calls_stream_text_before_and_emit_completed_calls():
             {"id": "call_b", "type": "function",
              "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}
         assert FileSystemQueue().dequeue() == ["Let", " me", " check", "."]
+        [message] = [d["id"] for _, _, d in events(sid, "message_start")]
         assert [d for _, _, d in events(sid, "tool_call")] == [
-            {"id": "call_a", "name": "get_weather", "arguments": '{"city": "Tokyo"}'},
-            {"id": "call_b", "name": "get_weather", "arguments": '{"city": "Paris"}'}]
+            {"id": "call_a", "name": "get_weather", "arguments": {"city": "Tokyo"}, "message": message},
+            {"id": "call_b", "name": "get_weather", "arguments": {"city": "Paris"}, "message": message}]
 
 
 def _fn(index, id=None, name=None, arguments=None, type_=True):
@@ -133,10 +137,30 @@ def stream_calls(deltas: list[dict]) -> list[tuple[str, str, str]]:
     with Engine(Deltas(deltas, finish_reason="tool_calls")) as url, session() as sid:
         result = llm_for(url, stream=True)("?", tools=TOOLS)
         emitted = [(d["id"], d["name"], d["arguments"]) for _, _, d in events(sid, "tool_call")]
+        streamed = _streamed_calls(sid)
         assert FileSystemQueue().dequeue() == []   # tool-call deltas never reach the text stream
     returned = [(c["id"], *call(c)) for c in result["tool_calls"]]
-    assert returned == emitted
+    assert [(i, n, _json_or_text(a)) for i, n, a in returned] == emitted
+    assert streamed == returned   # start + deltas rebuild each call exactly, as it streamed
     return returned
+
+
+def _json_or_text(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _streamed_calls(sid):
+    """The calls as a UI rebuilds them from tool_call_start and tool_call_delta alone."""
+    calls = {}
+    for kind, _, d in events(sid, "tool_call_start", "tool_call_delta"):
+        if kind == "tool_call_start":
+            calls[d["id"]] = [d["name"], ""]
+        else:
+            calls[d["id"]][1] += d["delta"]
+    return [(i, n, a) for i, (n, a) in calls.items()]
 
 
 def test_tool_call_name_split_across_deltas():
@@ -201,7 +225,8 @@ def test_raw_text_tool_tokens_never_reach_the_stream_at_any_split(fmt):
                 assert result["content"] == expected_text
                 assert call(result["tool_calls"][0]) == ("get_weather", '{"city": "Tokyo"}')
                 assert [(d["name"], d["arguments"]) for _, _, d in events(sid, "tool_call")] == [
-                    ("get_weather", '{"city": "Tokyo"}')]
+                    ("get_weather", {"city": "Tokyo"})]
+                assert [(n, a) for _, n, a in _streamed_calls(sid)] == [("get_weather", '{"city": "Tokyo"}')]
 
 
 @pytest.mark.parametrize("fmt", ["internlm2", "qwen"])
@@ -269,7 +294,8 @@ def test_cut_mid_stream_keeps_partial_text_raises_and_does_not_retry():
             llm_for(url, stream=True, name="llm")("?")
         assert info.value.partial_text == "one two three"
         assert FileSystemQueue().dequeue() == ["one", " two", " three"]
-        assert [k for k, _, _ in events(sid)] == ["text", "text", "text", "error"]
+        assert [k for k, _, _ in events(sid)] == ["message_start", "text", "text", "text", "message_end", "error"]
+        assert events(sid, "message_end")[0][2]["finish_reason"] == "error"
         assert events(sid, "error")[0][2]["type"] == "LLMStreamError"
     assert len(engine.requests) == 1
 
@@ -279,7 +305,7 @@ def test_cut_before_any_token_is_retried():
     with engine as url, session() as sid:
         with pytest.raises(LLMError, match="failed after 2 attempts"):
             llm_for(url, stream=True, max_retries=1)("?")
-        assert [k for k, _, _ in events(sid)] == ["error"]
+        assert [k for k, _, _ in events(sid)] == ["message_start", "message_end", "error"]
     assert len(engine.requests) == 2
 
 
@@ -298,7 +324,7 @@ def test_timeout_mid_stream_raises_timeout_with_error_event():
             llm_for(url, stream=True, timeout=0.3)("?")
         assert isinstance(info.value, TimeoutError)
         assert info.value.partial_text == "one two"
-        assert [k for k, _, _ in events(sid)] == ["text", "text", "error"]
+        assert [k for k, _, _ in events(sid)] == ["message_start", "text", "text", "message_end", "error"]
 
 
 def test_timeout_before_the_response_is_not_retried():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..executor import ThreadPoolExecutor
+from ..executor import work_pool
 from ..session import ns_scope
 from ._base import FlowBase, step_name
 from .package import package
@@ -137,7 +137,7 @@ class parallel(FlowBase):  # noqa: N801 - LazyLLM's lower-case flow names
                 except Exception as e:
                     raise BranchError(self._kind, i, step_name(step), e) from e
             return self._shaped(package(results))
-        with ThreadPoolExecutor(max_workers=min(self._workers, len(branches)) or 1) as pool:
+        with work_pool(min(self._workers, len(branches)) or 1) as pool:
             futures = [pool.submit(run, i, step, arg)
                        for i, (step, arg) in enumerate(zip(branches, inputs))]
             results = []

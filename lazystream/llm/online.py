@@ -2,21 +2,32 @@
 
 It talks through the official ``openai`` SDK (one client per module), so it works with
 OpenAI and with vLLM, llama.cpp's server, Ollama, the bundled engine… With
-``stream=True`` every content delta is written to the caller's session as a ``text``
-event as it arrives (``FileSystemQueue().dequeue()`` returns the pieces in order),
-reasoning deltas as ``think`` events, each assembled tool call as a ``tool_call`` event,
-and the usage as a ``usage`` event. With ``stream=False`` nothing is written anywhere.
+``stream=True`` each call is a message: ``message_start``, every content delta as a
+``text`` event as it arrives (``FileSystemQueue().dequeue()`` returns the pieces in
+order), reasoning deltas as ``think``, tool calls as ``tool_call_start`` /
+``tool_call_delta`` while their arguments stream and ``tool_call`` when complete, the
+``usage``, then ``message_end`` with the finish reason (see ``lazystream.events``). With
+``stream=False`` nothing is written anywhere; usage still adds to the run's totals.
+
+Cancellation (``lazystream.cancel``, ``future.cancel()``, a reader that left): the module
+checks its run at every chunk and before every request, and the run's cancel closes the
+HTTP stream's socket at once, so a stalled model does not delay the stop.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
+import threading
 import time
+import uuid
 from typing import Any
 
 import openai
 
-from ..executor import report_error
 from ..module import ModuleBase
+from ..runs import Run, RunCancelled, current_run, report_error
+from ._closer import stream_closer
 from ._history import history_messages
 from ._rawtext_parser import RawToolCallParser
 from ._tool_reply import reply_trace_text
@@ -72,10 +83,12 @@ class OnlineChatModule(ModuleBase):
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise LLMConfigError(f"{type(self).__name__}: max_retries must be an int >= 0, "
                                  f"got {max_retries!r}")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not math.isfinite(timeout) or timeout <= 0):
             raise LLMConfigError(f"{type(self).__name__}: timeout must be seconds > 0 or None, "
                                  f"got {timeout!r}")
-        if not isinstance(retry_backoff, (int, float)) or retry_backoff < 0:
+        if isinstance(retry_backoff, bool) or not isinstance(retry_backoff, (int, float)) \
+                or not math.isfinite(retry_backoff) or retry_backoff < 0:
             raise LLMConfigError(f"{type(self).__name__}: retry_backoff must be seconds >= 0, "
                                  f"got {retry_backoff!r}")
         if not isinstance(system_prompt, (str, type(None))):
@@ -157,13 +170,18 @@ class OnlineChatModule(ModuleBase):
 
     def _complete(self, request: dict[str, Any]) -> str | dict[str, Any]:
         """The non-streaming call: the SDK call plus retries; writes nothing."""
+        run = current_run()
         attempt = 0
         while True:
+            _check(run)
             try:
                 response = self._client.chat.completions.create(**request)
                 break
             except openai.APIError as e:
-                attempt = self._retry_or_raise(e, attempt)
+                attempt = self._retry_or_raise(e, attempt, run=run)
+        _check(run)
+        if run is not None and response.usage is not None:
+            run.add_usage(_usage_dict(response.usage))
         if not response.choices:
             raise LLMError(f"{self.name}: {self.base_url} answered with no choices "
                            f"(model {self._model!r}): {str(response)[:200]}")
@@ -179,37 +197,64 @@ class OnlineChatModule(ModuleBase):
         return content
 
     def _streamed(self, request: dict[str, Any]) -> str | dict[str, Any]:
-        """The streaming call: writes text/think/tool_call/usage events as they arrive."""
+        """The streaming call, as one message: message_start … message_end."""
         request["stream"] = True
         request["stream_options"] = {"include_usage": True}
+        run = current_run()
+        message = f"msg_{uuid.uuid4().hex}"
+        self.emit("message_start", {"id": message, "run": run.id if run is not None else None,
+                                    "role": "assistant", "model": self._model})
+        try:
+            state = self._attempts(request, run, message)
+        except BaseException as e:
+            cancelled = isinstance(e, RunCancelled) or (run is not None and run.cancelled.is_set())
+            self.emit("message_end", {"id": message, "finish_reason": "cancelled" if cancelled else "error"})
+            if cancelled:
+                if isinstance(e, RunCancelled):
+                    raise
+                raise RunCancelled(f"{self.name}: run {run.id} was cancelled") from e  # type: ignore[union-attr]
+            if isinstance(e, LLMError):
+                report_error(e)   # after message_end: a reader sees the message close first
+            raise
+        finish = state.finish_reason or "stop"
+        if finish == "stop" and state.parser is not None and state.parser.calls:
+            finish = "tool_calls"   # a raw-text model's calls: the same turn as OpenAI's
+        self.emit("message_end", {"id": message, "finish_reason": finish})
+        return state.result()
+
+    def _attempts(self, request: dict[str, Any], run: Run | None, message: str) -> "_StreamState":
         attempt = 0
         while True:
-            state = _StreamState(self._tool_call_format)
+            _check(run)
+            state = _StreamState(self._tool_call_format, self, message)
             try:
-                self._run_stream(request, state)
-                break
+                self._run_stream(request, state, run)
+                return state
             except (openai.APIError, _Incomplete) as e:
+                _check(run)
                 partial = "".join(state.text)
                 if state.streamed and not isinstance(e, openai.APITimeoutError):
-                    raise self._report(LLMStreamError(
+                    raise _caused(LLMStreamError(
                         f"{self.name}: the stream from {self.base_url} broke after "
                         f"{len(partial)} characters were streamed ({_describe(e)}); the partial "
                         f"text stays in the stream and is not retried",
                         status_code=getattr(e, "status_code", None), partial_text=partial), e) from e
                 try:
-                    attempt = self._retry_or_raise(e, attempt, partial)
+                    attempt = self._retry_or_raise(e, attempt, partial, run=run)
                 except LLMError as final:
-                    raise self._report(final, e) from e
-        return state.result()
+                    raise _caused(final, e) from e
 
-    def _run_stream(self, request: dict[str, Any], state: "_StreamState") -> None:
+    def _run_stream(self, request: dict[str, Any], state: "_StreamState", run: Run | None) -> None:
         stream = self._client.chat.completions.create(**request)
         emit_text, emit = self.stream_output, self.emit
         parser = state.parser
         text, assembler = state.text, state.assembler
+        cancelled = run.cancelled if run is not None else _NEVER
         finished = False
-        with stream:
+        with stream, (run.on_cancel(stream_closer(stream)) if run is not None else _nothing()):
             for chunk in stream:
+                if cancelled.is_set():
+                    raise RunCancelled(f"{self.name}: run {run.id} was cancelled")  # type: ignore[union-attr]
                 usage = chunk.usage
                 if usage is not None:
                     state.usage = usage
@@ -236,6 +281,7 @@ class OnlineChatModule(ModuleBase):
                     assembler.feed(delta.tool_calls)
                 if choice.finish_reason:
                     finished = True
+                    state.finish_reason = choice.finish_reason
         if not finished:
             raise _Incomplete("the server closed the stream without a finish_reason")
         if parser is not None:
@@ -245,14 +291,17 @@ class OnlineChatModule(ModuleBase):
                 emit_text(rest)
         for call in state.calls():
             fn = call["function"]
-            emit("tool_call", {"id": call["id"], "name": fn["name"], "arguments": fn["arguments"]})
+            emit("tool_call", {"id": call["id"], "name": fn["name"], "arguments": _parsed(fn["arguments"]),
+                               "message": state.message})
         if state.usage is not None:
-            u = state.usage
-            emit("usage", {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                           "total_tokens": u.total_tokens})
+            usage = _usage_dict(state.usage)
+            if run is not None:
+                run.add_usage(usage)
+            emit("usage", {**usage, "message": state.message})
 
     # -- faults ------------------------------------------------------------------------
-    def _retry_or_raise(self, error: BaseException, attempt: int, partial: str = "") -> int:
+    def _retry_or_raise(self, error: BaseException, attempt: int, partial: str = "", *,
+                        run: Run | None = None) -> int:
         """Sleep and return the next attempt number, or raise the final ``LLMError``."""
         status = getattr(error, "status_code", None)
         if isinstance(error, openai.APITimeoutError):
@@ -275,30 +324,68 @@ class OnlineChatModule(ModuleBase):
                 delay = max(delay, float(retry_after))
             except ValueError:
                 pass  # an HTTP-date: keep our own backoff
-        time.sleep(min(delay, _MAX_RETRY_DELAY))
+        # a cancel during the backoff ends the wait at once
+        (run.cancelled if run is not None else _NEVER).wait(min(delay, _MAX_RETRY_DELAY))
         return attempt + 1
-
-    def _report(self, error: LLMError, cause: BaseException) -> LLMError:
-        """Write ``error`` as an ``error`` event (once: executors will not repeat it)."""
-        error.__cause__ = cause
-        report_error(error)
-        return error
 
     def _trace_text(self, output: Any) -> str:
         return reply_trace_text(output)
 
 
+_NEVER = threading.Event()   # the cancel flag of work outside any run: never set
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _check(run: Run | None) -> None:
+    if run is not None and run.cancelled.is_set():
+        raise RunCancelled(f"run {run.id} of session {run.sid!r} was cancelled")
+
+
+def _caused(error: LLMError, cause: BaseException) -> LLMError:
+    error.__cause__ = cause
+    return error
+
+
+def _usage_dict(usage: Any) -> dict[str, Any]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+def _parsed(arguments: str) -> Any:
+    """The arguments as JSON, or the raw text when they do not parse (the model's error)."""
+    try:
+        return json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return arguments
+
+
 class _StreamState:
     """What one streaming attempt has received so far."""
 
-    __slots__ = ("text", "assembler", "parser", "usage", "streamed")
+    __slots__ = ("text", "assembler", "parser", "usage", "streamed", "message", "finish_reason")
 
-    def __init__(self, tool_call_format: Any) -> None:
+    def __init__(self, tool_call_format: Any, module: ModuleBase, message: str) -> None:
+        def on_start(call_id: str, name: str, index: int) -> None:
+            module.emit("tool_call_start", {"id": call_id, "name": name, "index": index, "message": message})
+
+        def on_delta(call_id: str, piece: str) -> None:
+            module.emit("tool_call_delta", {"id": call_id, "delta": piece})
+
         self.text: list[str] = []
-        self.assembler = ToolCallAssembler()
-        self.parser = RawToolCallParser(tool_call_format) if tool_call_format is not None else None
+        self.assembler = ToolCallAssembler(on_start, on_delta)
+        self.parser = (RawToolCallParser(tool_call_format, on_start, on_delta)
+                       if tool_call_format is not None else None)
         self.usage: Any = None
         self.streamed = False
+        self.message = message
+        self.finish_reason: str | None = None
 
     def calls(self) -> list[dict[str, Any]]:
         calls = self.assembler.calls() if self.assembler else []

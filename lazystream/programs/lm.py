@@ -27,18 +27,25 @@ LM or per call) only makes a distinct cache entry, as in DSPy.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
+from ..llm._closer import stream_closer
 from ..module import ModuleBase
 from ..queue import emit
+from ..runs import add_usage, current_run as current_lazy_run
 from . import cache as _cache
 from ._run import StreamRun, check_cancelled, current_run, token_run
 from .callback import acall_with_callbacks, call_with_callbacks
 
 __all__ = ["LM"]
+
+# Seconds to wait for the server to answer or send the next chunk; None waits for ever.
+_DEFAULT_TIMEOUT = 120.0
 
 _PROVIDERS = {"openai", "hosted_vllm", "vllm", "ollama", "ollama_chat", "lm_studio",
               "openrouter", "together_ai", "deepseek", "groq", "fireworks_ai", "text-completion-openai"}
@@ -50,7 +57,9 @@ _LOCAL_KEYWORDS = ("rollout_id", "cache_in_memory", "use_developer_role")
 class LM(ModuleBase):
     """A chat LM called through ``openai.OpenAI``; ``lm(prompt)`` or ``lm(messages=[...])``.
 
-    Returns a list with the reply text. Raises ``ValueError`` when no API key can be found,
+    ``timeout``: seconds to wait for the server to answer or send the next chunk (default
+    120; ``None`` waits for ever). Returns a list with the reply text. Raises ``ValueError``
+    when no API key can be found,
     and the ``openai`` SDK's exceptions (``APIConnectionError``, ``APIStatusError``, …) as
     they are.
     """
@@ -58,7 +67,7 @@ class LM(ModuleBase):
     def __init__(self, model: str, model_type: str = "chat", api_base: str | None = None, *,
                  base_url: str | None = None, api_key: str | None = None, cache: bool = True,
                  temperature: float | None = None, max_tokens: int | None = None,
-                 num_retries: int = 3, timeout: float | None = None,
+                 num_retries: int = 3, timeout: float | None = _DEFAULT_TIMEOUT,
                  callbacks: list[Any] | None = None, provider: Any = None,
                  finetuning_model: str | None = None, launch_kwargs: dict[str, Any] | None = None,
                  train_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
@@ -155,6 +164,10 @@ class LM(ModuleBase):
             response = client.chat.completions.create(model=self.model_name, messages=messages,
                                                       **params)
             text = response.choices[0].message.content or ""
+            if response.usage is not None:
+                add_usage({"prompt_tokens": response.usage.prompt_tokens,
+                           "completion_tokens": response.usage.completion_tokens,
+                           "total_tokens": response.usage.total_tokens})
             check_cancelled(current_run.get())
         if cache_key is not None:
             _cache.put(cache_key, text)
@@ -190,11 +203,18 @@ class LM(ModuleBase):
             stream_options={"include_usage": True}, **params)
         parts: list[str] = []
         cancelled = run.cancelled
+        owner = current_lazy_run()
+        # the run's cancel shuts the socket: a stalled model does not delay the stop
+        closing = owner.on_cancel(stream_closer(stream)) if owner is not None else contextlib.nullcontext()
         try:
-            for chunk in stream:
+            for chunk in closing_iter(stream, closing):
                 if cancelled.is_set():
                     break
                 _take(chunk, parts)
+        except Exception:
+            if cancelled.is_set():   # the cancel shut the socket under the reader
+                check_cancelled(run)
+            raise
         finally:
             stream.close()  # also on cancel: the model server sees the connection close
         check_cancelled(run)
@@ -259,15 +279,21 @@ class LM(ModuleBase):
 def _take(chunk: Any, parts: list[str]) -> None:
     """Write one streamed chunk's usage and text as events; collect its text in ``parts``."""
     if chunk.usage is not None:
-        emit("usage", {"prompt_tokens": chunk.usage.prompt_tokens,
-                       "completion_tokens": chunk.usage.completion_tokens,
-                       "total_tokens": chunk.usage.total_tokens})
+        usage = {"prompt_tokens": chunk.usage.prompt_tokens,
+                 "completion_tokens": chunk.usage.completion_tokens,
+                 "total_tokens": chunk.usage.total_tokens}
+        add_usage(usage)
+        emit("usage", usage)
     if not chunk.choices:
         return
     delta = chunk.choices[0].delta.content
     if delta:
         parts.append(delta)
         emit("text", delta)
+def closing_iter(stream: Any, closing: Any) -> Iterator[Any]:
+    """Iterate ``stream`` while ``closing`` (a context manager) is entered."""
+    with closing:
+        yield from stream
 
 
 def _strip_provider(model: str) -> str:

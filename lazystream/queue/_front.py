@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..events import DEFAULT_QUEUE, EVENTS_QUEUE, TERMINAL, TRACE_QUEUE, Event, queue_for
-from ..session import _check_sid, current_ns, current_sid, on_close
+from ..session import _check_sid, current_ns, current_sid, on_close, on_open
 from ._backend import StorageError, encode, encode_ns, pid_alive
 from ._hub import Hub
 
@@ -435,8 +435,23 @@ def _write_terminal(sid: str, status: str, exc: BaseException | None) -> None:
     data: dict[str, Any] = {"status": status}
     if exc is not None and status == "error":
         data["error"] = {"type": type(exc).__name__, "message": str(exc)}
+        if not getattr(exc, "_lazystream_reported", False):
+            # the failure itself, in the session it broke, before its end
+            emit("error", data["error"], sid=sid, ns=(), lenient=True)
+            try:
+                exc._lazystream_reported = True  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
     emit(TERMINAL, data, sid=sid, ns=())
     _readers.pop(sid, None)
 
 
+def _refuse_ended(sid: str) -> None:
+    info = (_backend or backend()).session_info(sid)
+    if info is not None and info["ended"] is not None:
+        raise ValueError(f"session: {sid!r} has already ended (its end event is written); "
+                         "use a new sid, or session() for a fresh one")
+
+
 on_close(_write_terminal)
+on_open(_refuse_ended)

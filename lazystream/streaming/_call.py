@@ -23,6 +23,7 @@ from ..programs.adapters import Adapter
 from ..programs.adapters.base import FieldScanner
 from ..programs.settings import settings
 from ..queue import emit, read_session
+from ..runs import cancel as cancel_runs, run_call
 from ..session import session
 from .listener import Target
 from .messages import StatusMessage, StreamResponse
@@ -42,7 +43,13 @@ def _producers() -> ThreadPoolExecutor:
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lazystream-streamify")
+            _pool._lazystream_runs = False   # each call opens its run inside its own session
         return _pool
+
+
+def _program_name(program: Any) -> str:
+    name = getattr(program, "name", None)
+    return name if isinstance(name, str) else type(program).__name__
 
 
 class _Field:
@@ -97,18 +104,24 @@ class StreamCall:
         # them into a plain thread (dspy.context(callbacks=...)) reports status there too.
         with session(self.sid), callbacks(hooks), \
                 settings.context(callbacks=[*settings.callbacks, _StatusCallback(hooks)]):
-            if self.is_async:
-                result = asyncio.run(self.program(*self.args, **self.kwargs))
-            else:
-                result = self.program(*self.args, **self.kwargs)
-            if isinstance(result, Prediction):
-                emit("prediction", result.toDict(), lenient=True)
+            result = run_call(_program_name(self.program), self._call_program, (), {})
+        return result
+
+    def _call_program(self) -> Any:
+        if self.is_async:
+            result = asyncio.run(self.program(*self.args, **self.kwargs))
+        else:
+            result = self.program(*self.args, **self.kwargs)
+        if isinstance(result, Prediction):
+            emit("prediction", result.toDict(), lenient=True)
         return result
 
     def cancel(self) -> None:
-        """Tell the producer to stop at its next token (the reader went away)."""
+        """Tell the producer to stop at its next token (the reader went away); its model's
+        HTTP stream is closed at once."""
         if not self.done:
             self.run.cancelled.set()
+            cancel_runs(self.sid)
             self.done = True
 
     # ---- reader ------------------------------------------------------------------------

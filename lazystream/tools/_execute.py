@@ -14,7 +14,7 @@ from concurrent.futures import Future, TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from ..executor import ThreadPoolExecutor
+from ..executor import work_pool
 from ..module import ModuleBase
 from ..queue import emit
 from ..session import current_ns
@@ -162,7 +162,7 @@ def run_tool_calls(calls: Sequence[dict[str, Any]], tools: dict[str, Tool], *,
     """
     prepared = [_prepare(call, tools) for call in calls]
     runnable = [p for p in prepared if p.error is None]
-    pool = ThreadPoolExecutor(max_workers=max(1, len(runnable))) if runnable else None
+    pool = work_pool(max(1, len(runnable))) if runnable else None
     try:
         for p in runnable:
             p.started = time.monotonic()
