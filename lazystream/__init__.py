@@ -10,6 +10,7 @@ from .executor import Thread, ThreadPoolExecutor
 from .flow import (BranchError, _0, _1, _2, _3, _4, _5, _6, _7, _8, _9, bind, diverter, ifs, loop, package,
                    parallel, pipeline, switch, warp)
 from .follow import follow
+from .runs import RunCancelled, cancel, check_cancelled, current_run
 from .module import ModuleBase
 from .queue import FileSystemQueue, ProducerGone, StorageError, read_session, tail
 from .session import current_sid, session
@@ -32,6 +33,7 @@ __all__ = [
     "ThreadPoolExecutor", "Thread", "ModuleBase", "follow",
     "pipeline", "parallel", "diverter", "warp", "ifs", "switch", "loop", "bind", "package", "BranchError",
     "_0", "_1", "_2", "_3", "_4", "_5", "_6", "_7", "_8", "_9",
+    "cancel", "check_cancelled", "current_run", "RunCancelled",
     "OnlineChatModule", "TrainableModule", "engine", "tools",
     "LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError",
     "Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought", "Module", "Tool",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import socket
 import sys
 import threading
@@ -83,6 +84,8 @@ class Engine:
         self.send_usage = send_usage
         self._requests: list[Request] = []
         self._errors: list[BaseException] = []
+        self._disconnects = 0
+        self._disconnected = threading.Condition()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -149,7 +152,43 @@ class Engine:
             return list(self._requests)
 
     @property
-    def errors(self) -> list[BaseException]:
+    def disconnects(self) -> int:
+        """How many streaming replies the client hung up on before their end."""
+        with self._disconnected:
+            return self._disconnects
+
+    def wait_disconnects(self, n: int = 1, timeout: float | None = None) -> bool:
+        """Block until at least ``n`` replies were hung up on; False if ``timeout`` passed."""
+        with self._disconnected:
+            return self._disconnected.wait_for(lambda: self._disconnects >= n, timeout)
+
+    def _client_left(self) -> None:
+        with self._disconnected:
+            self._disconnects += 1
+            self._disconnected.notify_all()
+
+    def _pause(self, h: "_Handler", seconds: float) -> bool:
+        """Wait ``seconds`` (pacing, a stall) watching the client; True if it hung up or the
+        engine stops (the reply is then aborted)."""
+        deadline = time.monotonic() + seconds
+        sock = h.connection
+        while True:
+            remaining = deadline - time.monotonic()
+            if self._stopping.is_set():
+                return True
+            if remaining <= 0:
+                return False
+            readable, _, _ = select.select([sock], [], [], min(remaining, 0.05))
+            if readable:
+                try:
+                    gone = sock.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    gone = True
+                if gone:
+                    self._client_left()
+                    return True
+                # the client sent data mid-reply (not a hang-up): pause without watching
+                return self._stopping.wait(max(0.0, deadline - time.monotonic()))
         """Exceptions raised by the policy or the engine itself (each also answered 500)."""
         with self._lock:
             return list(self._errors)
@@ -191,7 +230,7 @@ class Engine:
                 self._errors.append(e)
             return h.send_error_json(500, f"engine policy raised {type(e).__name__}: {e}",
                                      "policy_error")
-        if faults.stall and faults.stall_after == 0 and self._stopping.wait(faults.stall):
+        if faults.stall and faults.stall_after == 0 and self._pause(h, faults.stall):
             return h.abort()
         if request.stream:
             self._stream(h, request, reply)
@@ -250,8 +289,8 @@ class Engine:
                 due = t0 + ttft + ((sent + n - 1) / tps if tps else 0.0)
                 out.flush()
                 delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
+                if delay > 0 and self._pause(h, delay):
+                    return h.abort()
             if stopping.is_set():
                 return h.abort()
             out.add(open_choice + dumps(delta, ensure_ascii=False).encode() + tail)
@@ -260,7 +299,7 @@ class Engine:
             sent += n
             if faults.stall and faults.stall_after == sent:
                 out.flush()
-                if stopping.wait(faults.stall):
+                if self._pause(h, faults.stall):
                     return h.abort()
         if faults.cut_after is not None and sent >= faults.cut_after:
             out.flush()
@@ -425,6 +464,7 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
         if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            self.engine._client_left()
             return  # the client went away (a timeout or a cut): normal for a server
         if exc is not None:
             with self.engine._lock:

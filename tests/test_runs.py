@@ -1,0 +1,188 @@
+"""Runs a UI can follow: lifecycle and message boundaries, cancellation, one end per session."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import lazystream
+from lazystream import FileSystemQueue, OnlineChatModule, ThreadPoolExecutor, read_session, session, tail
+from lazystream.llm.engine import Engine, Faults
+from lazystream.runs import RunCancelled
+
+
+def llm_for(url, **kw):
+    return OnlineChatModule("m", base_url=url, api_key="x", stream=True, name="llm", **kw)
+
+
+def shape(sid):
+    """(kind, data-without-ids) of every event: the sequence a UI renders."""
+    out = []
+    for e in read_session(sid):
+        d = e.data
+        if isinstance(d, dict):
+            d = {k: v for k, v in d.items() if k not in ("id", "run", "message")}
+        out.append((e.kind, d))
+    return out
+
+
+def test_a_submitted_streamed_call_is_one_run_with_one_message():
+    with Engine("Hi there", model="m") as url:
+        with session() as sid:
+            with ThreadPoolExecutor(1) as pool:
+                assert pool.submit(llm_for(url), "hello").result() == "Hi there"
+    events = read_session(sid)
+    assert shape(sid) == [
+        ("run_start", {"name": "llm", "input": "hello"}),
+        ("message_start", {"role": "assistant", "model": "m"}),
+        ("text", "Hi"), ("text", " there"),
+        ("usage", {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}),
+        ("message_end", {"finish_reason": "stop"}),
+        ("run_end", {"status": "ok", "error": None, "output": "Hi there",
+                     "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}),
+        ("end", {"status": "ok"}),
+    ]
+    run = events[0].data["run"]
+    message = events[1].data["id"]
+    assert events[1].data["run"] == run and events[-2].data["run"] == run
+    assert events[4].data["message"] == message and events[5].data["id"] == message
+    assert [e.ns for e in events] == [(), ("llm",), ("llm",), ("llm",), ("llm",), ("llm",), (), ()]
+
+
+def test_two_calls_of_one_module_are_two_messages():
+    with Engine("ok", model="m") as url:
+        llm = llm_for(url)
+
+        def twice(q):
+            return llm(q) + llm(q)
+
+        with session() as sid:
+            with ThreadPoolExecutor(1) as pool:
+                assert pool.submit(twice, "q").result() == "okok"
+    starts = [e.data["id"] for e in read_session(sid) if e.kind == "message_start"]
+    ends = [e.data["id"] for e in read_session(sid) if e.kind == "message_end"]
+    assert len(set(starts)) == 2 and starts == ends
+
+
+def test_a_failing_run_closes_its_message_then_error_then_run_end_then_end():
+    with Engine("one two three", model="m", faults=Faults(cut_after=2)) as url:
+        with pytest.raises(lazystream.LLMStreamError):
+            with session() as sid:
+                with ThreadPoolExecutor(1) as pool:
+                    pool.submit(llm_for(url), "q").result()
+    kinds = [k for k, _ in shape(sid)]
+    assert kinds == ["run_start", "message_start", "text", "text", "message_end", "error", "run_end", "end"]
+    d = dict(shape(sid))
+    assert d["message_end"] == {"finish_reason": "error"}
+    assert d["run_end"]["status"] == "error" and d["run_end"]["error"]["type"] == "LLMStreamError"
+    assert d["end"]["status"] == "error"
+
+
+# -- cancellation --------------------------------------------------------------------------
+def _first_text(sid):
+    for e in tail(sid, timeout=30):
+        if e.kind == "text":
+            return e
+
+
+def _assert_cancelled_run(sid, texts):
+    kinds = [k for k, _ in shape(sid)]
+    assert kinds == ["run_start", "message_start"] + ["text"] * texts + ["message_end", "run_end"]
+    d = dict(shape(sid))
+    assert d["message_end"] == {"finish_reason": "cancelled"}
+    assert d["run_end"]["status"] == "cancelled" and d["run_end"]["error"] is None
+
+
+def test_cancel_sid_stops_a_stalled_model_at_once_and_closes_its_stream():
+    # the model sends one token, then stalls for a minute: the cancel must not wait for it
+    engine = Engine("one two three", model="m", faults=Faults(stall=60, stall_after=1))
+    with engine as url, session() as sid:
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(llm_for(url), "q")
+            _first_text(sid)
+            assert lazystream.cancel(sid) is True
+            with pytest.raises(RunCancelled):
+                future.result(timeout=30)
+        assert engine.wait_disconnects(1, timeout=30)
+        _assert_cancelled_run(sid, texts=1)
+    assert len(engine.requests) == 1
+
+
+def test_future_cancel_stops_a_running_run():
+    engine = Engine("a b c d e f g h", model="m", tokens_per_second=5)
+    with engine as url, session() as sid:
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(llm_for(url), "q")
+            _first_text(sid)
+            assert future.cancel() is True
+            with pytest.raises(RunCancelled):
+                future.result(timeout=30)
+        assert engine.wait_disconnects(1, timeout=30)
+    assert [k for k, _ in shape(sid)][-3:] == ["message_end", "run_end", "end"]
+    assert dict(shape(sid))["run_end"]["status"] == "cancelled"
+
+
+def test_cancel_from_another_process_closes_the_model_stream():
+    engine = Engine("one two three", model="m", faults=Faults(stall=60, stall_after=1))
+    with engine as url, session() as sid:
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(llm_for(url), "q")
+            _first_text(sid)
+            env = dict(os.environ)
+            child = subprocess.run(
+                [sys.executable, "-c", textwrap.dedent(f"""
+                    import lazystream
+                    print(lazystream.cancel({sid!r}))
+                """)], env=env, capture_output=True, text=True, timeout=60)
+            assert (child.stdout, child.returncode) == ("True\n", 0), child.stderr
+            with pytest.raises(RunCancelled):
+                future.result(timeout=30)
+        assert engine.wait_disconnects(1, timeout=30)
+    kinds = [k for k, _ in shape(sid)]
+    assert kinds == ["run_start", "message_start", "text", "cancel", "message_end", "run_end", "end"]
+    assert [e.queue for e in read_session(sid) if e.kind == "cancel"] == ["lazy_control"]
+
+
+def test_cancel_of_an_ended_or_unknown_session_is_false():
+    with session() as sid:
+        FileSystemQueue().enqueue("x")
+    assert lazystream.cancel(sid) is False
+    assert lazystream.cancel("no-such-session") is False
+    with pytest.raises(ValueError, match="sid must be a non-empty"):
+        lazystream.cancel("")
+
+
+# -- one end per session ---------------------------------------------------------------------
+def test_nested_session_with_the_same_sid_writes_one_end():
+    with session("same-sid-nested") as sid:
+        with session("same-sid-nested"):
+            FileSystemQueue().enqueue("inner")
+        FileSystemQueue().enqueue("outer")
+    assert [(e.kind, e.data) for e in read_session(sid)] == [
+        ("text", "inner"), ("text", "outer"), ("end", {"status": "ok"})]
+
+
+def test_reusing_an_ended_sid_is_refused():
+    with session("used-once"):
+        FileSystemQueue().enqueue("x")
+    with pytest.raises(ValueError, match="'used-once' has already ended.*use a new sid"):
+        with session("used-once"):
+            pass
+    assert [e.kind for e in read_session("used-once")] == ["text", "end"]
+
+
+def test_an_exception_leaving_a_bare_session_writes_error_then_end():
+    with pytest.raises(KeyError):
+        with session() as sid:
+            raise KeyError("k")
+    assert [(e.kind, e.data) for e in read_session(sid)] == [
+        ("error", {"type": "KeyError", "message": "'k'"}),
+        ("end", {"status": "error", "error": {"type": "KeyError", "message": "'k'"}})]
+
+
+def test_online_chat_module_refuses_a_nan_timeout():
+    with pytest.raises(lazystream.LLMConfigError, match=r"timeout must be .* got nan"):
+        OnlineChatModule("m", base_url="http://127.0.0.1:9/v1", api_key="x", timeout=float("nan"))
