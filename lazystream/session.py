@@ -34,10 +34,6 @@ _explicit: ContextVar[bool] = ContextVar("lazystream_explicit_session", default=
 # Explicit sessions open in this process (sid -> nesting depth): only the outermost block
 # ends the session, so a nested ``session("x")`` writes no second ``end``.
 _open_depth: dict[str, int] = {}
-# Sessions that ended in this process, newest last: reopening one is refused (its ``end``
-# is written). A documented, bounded cache.
-_ended: dict[str, None] = {}
-_MAX_ENDED = 10_000
 _depth_lock = threading.Lock()
 _thread_owner = threading.local()
 
@@ -134,9 +130,6 @@ def session(sid: str | None = None) -> Iterator[str]:
     sid = _new_sid() if sid is None else _check_sid(sid, "session: sid")
     with _depth_lock:
         depth = _open_depth.get(sid, 0)
-        if not depth and sid in _ended:
-            raise ValueError(f"session: {sid!r} has already ended (its end event is written); "
-                             "use a new sid, or session() for a fresh one")
         _open_depth[sid] = depth + 1
     if given and not depth:
         try:
@@ -176,9 +169,6 @@ def _release(sid: str) -> bool:
             _open_depth[sid] = depth
             return False
         _open_depth.pop(sid, None)
-        _ended[sid] = None
-        if len(_ended) > _MAX_ENDED:
-            del _ended[next(iter(_ended))]
         return True
 
 

@@ -235,7 +235,8 @@ def test_failed_session_ends_with_error_status(backend_kind):
     with pytest.raises(KeyError):
         with session() as sid:
             raise KeyError("boom")
-    (end,) = read_session(sid)
+    (error, end) = read_session(sid)   # the failure itself, then the end
+    assert (error.kind, error.data) == ("error", {"type": "KeyError", "message": "'boom'"})
     assert end.kind == "end"
     assert end.data == {"status": "error", "error": {"type": "KeyError", "message": "'boom'"}}
 

@@ -164,8 +164,12 @@ def test_worker_exception_is_raised_and_written_as_an_error_event():
             with pytest.raises(ValueError, match="bad city"):
                 fut.result()
     events = read_session(sid)
+    run = events[0].data["run"]
+    error = {"type": "ValueError", "message": "bad city"}
     assert [(e.kind, e.data) for e in events] == [
-        ("error", {"type": "ValueError", "message": "bad city"}),
+        ("run_start", {"run": run, "name": "fail", "input": {"args": [], "kwargs": {}}}),
+        ("error", error),
+        ("run_end", {"run": run, "status": "error", "error": error, "output": None, "usage": None}),
         ("end", {"status": "ok"}),
     ]
 

@@ -146,6 +146,7 @@ def reset() -> None:
         if _backend is not None:
             _backend.close()
         _backend = None
+        _ended.clear()
 
 
 def emit(kind: str, data: Any, *, ns: tuple[str, ...] | None = None, queue: str | None = None,
@@ -444,11 +445,21 @@ def _write_terminal(sid: str, status: str, exc: BaseException | None) -> None:
                 pass
     emit(TERMINAL, data, sid=sid, ns=())
     _readers.pop(sid, None)
+    _ended[sid] = None
+    if len(_ended) > _MAX_ENDED:
+        del _ended[next(iter(_ended))]
+
+
+# Sessions this process ended, newest last: their end may not be stored yet when the same
+# sid is opened again. A documented, bounded cache, dropped with the backend (reset()).
+_ended: dict[str, None] = {}
+_MAX_ENDED = 10_000
 
 
 def _refuse_ended(sid: str) -> None:
-    info = (_backend or backend()).session_info(sid)
-    if info is not None and info["ended"] is not None:
+    """Refuse to reopen an ended session: it already has its one terminal event."""
+    info = None if sid in _ended else (_backend or backend()).session_info(sid)
+    if sid in _ended or (info is not None and info["ended"] is not None):
         raise ValueError(f"session: {sid!r} has already ended (its end event is written); "
                          "use a new sid, or session() for a fresh one")
 

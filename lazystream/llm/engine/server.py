@@ -189,6 +189,9 @@ class Engine:
                     return True
                 # the client sent data mid-reply (not a hang-up): pause without watching
                 return self._stopping.wait(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def errors(self) -> list[BaseException]:
         """Exceptions raised by the policy or the engine itself (each also answered 500)."""
         with self._lock:
             return list(self._errors)
