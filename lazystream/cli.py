@@ -92,7 +92,11 @@ def _add_tail(sub: Any) -> None:
 
 def _run_tail(args: argparse.Namespace) -> int:
     from .events import TERMINAL
-    from .queue import ProducerGone, tail
+    from .queue import ProducerGone, backend, tail
+    if backend().session_info(args.sid) is None:
+        wait = f"giving up after {args.timeout:g} s" if args.timeout is not None else "use --timeout to give up"
+        print(f"lazystream tail: session {args.sid!r} has no events yet; waiting ({wait})",
+              file=sys.stderr, flush=True)
     try:
         for event in tail(args.sid, args.after, timeout=args.timeout):
             if args.text:

@@ -46,13 +46,14 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["Event", "DEFAULT_QUEUE", "TRACE_QUEUE", "EVENTS_QUEUE", "CONTROL_QUEUE", "TERMINAL", "KINDS",
+__all__ = ["Event", "DEFAULT_QUEUE", "TRACE_QUEUE", "EVENTS_QUEUE", "CONTROL_QUEUE", "TERMINAL", "IDLE", "KINDS",
            "queue_for"]
 
 DEFAULT_QUEUE = "lazy_stream"
 TRACE_QUEUE = "lazy_trace"
 EVENTS_QUEUE = "lazy_events"
 TERMINAL = "end"
+IDLE = "idle"   # not terminal: an implicit session's runs have all ended (readers may stop)
 CONTROL_QUEUE = "lazy_control"
 
 # The documented kinds (see the module docstring), lifecycle first.

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
-from .events import CONTROL_QUEUE
+from .events import CONTROL_QUEUE, IDLE
 from .queue import backend, emit
 from .session import current_ns, current_sid, is_cancellation
 
@@ -187,7 +187,7 @@ def open_run(name: str, input: Any, *, implicit: bool = False) -> Iterator[Run]:
         emit("run_end", {"run": run.id, "status": status, "error": error, "output": output,
                          "usage": run.usage}, ns=(), lenient=True)
         if idle:
-            emit("idle", {"run": run.id}, ns=())
+            emit(IDLE, {"run": run.id}, ns=())
         _current.reset(token)
 
 

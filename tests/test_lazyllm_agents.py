@@ -182,7 +182,7 @@ def test_react_agent_streams_thoughts_and_answer_never_tool_calls(own_session):
         sid = own_session
     assert future.result() == REACT_ANSWER
     assert tokens == [t for turn in [*THOUGHTS, REACT_ANSWER] for t in tokenize(turn)]
-    calls = [(e.ns, e.data["name"], json.loads(e.data["arguments"]))
+    calls = [(e.ns, e.data["name"], e.data["arguments"])
              for e in read_session(sid) if e.kind == "tool_call"]
     assert calls == [(("reactagent", "function_call", "llm"), "multiply_tool", {"a": 2, "b": 4}),
                      (("reactagent", "function_call", "llm"), "add_tool", {"a": 20, "b": 8})]

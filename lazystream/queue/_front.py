@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..events import DEFAULT_QUEUE, EVENTS_QUEUE, TERMINAL, TRACE_QUEUE, Event, queue_for
+from ..events import DEFAULT_QUEUE, EVENTS_QUEUE, IDLE, TERMINAL, TRACE_QUEUE, Event, queue_for
 from ..session import _check_sid, current_ns, current_sid, on_close, on_open
 from ._backend import StorageError, encode, encode_ns, pid_alive
 from ._hub import Hub
@@ -346,11 +346,13 @@ def read_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = N
 
 
 _LIVENESS_EVERY = 0.5
+_STOPS = (TERMINAL, IDLE)
 
 
 def tail(sid: str | None = None, after: int = 0, *, timeout: float | None = None,
          queues: tuple[str, ...] | None = None) -> Iterator[Event]:
-    """Yield the session's events from ``after`` on, as they arrive, through its ``end`` event.
+    """Yield the session's events from ``after`` on, as they arrive, through its ``end`` event
+    (or its ``idle`` event: a thread's implicit session whose runs have all ended).
 
     Never waits for ever on a session that cannot end. Raises ``TimeoutError`` if
     ``timeout`` seconds pass with no new event; ``ProducerGone`` if the process that
@@ -366,9 +368,9 @@ def tail(sid: str | None = None, after: int = 0, *, timeout: float | None = None
         events = read_session(sid, after, queues=watched, timeout=_LIVENESS_EVERY)
         for event in events:
             after = event.seq
-            if queues is None or event.queue in queues or event.kind == TERMINAL:
+            if queues is None or event.queue in queues or event.kind in _STOPS:
                 yield event
-            if event.kind == TERMINAL:
+            if event.kind in _STOPS:
                 return
         now = time.monotonic()
         if events:

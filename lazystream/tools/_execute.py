@@ -7,17 +7,21 @@ back to the model as the tool result (so it can correct itself), plus an error t
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import json
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, TimeoutError as FutureTimeout
+from concurrent.futures import FIRST_COMPLETED, Future, TimeoutError as FutureTimeout, wait
 from dataclasses import dataclass
 from typing import Any
 
 from ..executor import work_pool
 from ..module import ModuleBase
 from ..queue import emit
+from ..runs import RunCancelled, check_cancelled, current_run
 from ..session import current_ns
+from ._async import run_awaitable
 from ._registry import Tool
 from ._validate import ToolArgumentError, parse_arguments, validate_arguments
 
@@ -100,38 +104,55 @@ def _prepare(call: dict[str, Any], tools: dict[str, Tool]) -> _Prepared:
 
 class _ToolRun(ModuleBase):
     """One call of a tool as a module: its events get the tool's name in their ``ns``, and
-    module callbacks (status providers) see it start and end."""
+    module callbacks (status providers) see it start and end. An ``async def`` tool is
+    awaited here, within ``timeout``."""
 
-    def __init__(self, tool: Tool) -> None:
+    def __init__(self, tool: Tool, timeout: float | None) -> None:
         super().__init__(name=tool.name)
         self.tool = tool
+        self.timeout = timeout
 
     def forward(self, **kwargs: Any) -> Any:
-        return self.tool.fn(**kwargs)
+        result = self.tool.fn(**kwargs)
+        if inspect.isawaitable(result):
+            result = run_awaitable(result, self.timeout, self.tool.name)
+        return result
 
 
-def _invoke(tool: Tool, kwargs: dict[str, Any]) -> tuple[str | None, BaseException | None]:
+def _invoke(tool: Tool, kwargs: dict[str, Any], timeout: float | None) -> tuple[str | None, BaseException | None]:
     # The tool's exception is returned, not raised: a raising worker would write a session
     # `error` event, and a failing tool is the model's problem to fix, not the run's.
     try:
-        return tool_result_text(_ToolRun(tool)(**kwargs)), None
+        return tool_result_text(_ToolRun(tool, timeout)(**kwargs)), None
+    except RunCancelled as e:
+        return None, e
     except Exception as e:  # noqa: BLE001 - reported to the model and as an error trace
         return None, e
 
 
-def _collect(p: _Prepared, timeout: float | None) -> ToolOutcome:
+def _limit(p: _Prepared, timeout: float | None) -> float | None:
+    assert p.tool is not None
+    return p.tool.timeout if p.tool.timeout is not None else timeout
+
+
+def _collect(p: _Prepared, timeout: float | None, cancelled: Future | None) -> ToolOutcome:
     if p.error is not None:
         return p.error
     assert p.future is not None and p.tool is not None
-    limit = p.tool.timeout if p.tool.timeout is not None else timeout
+    limit = _limit(p, timeout)
     remaining = None if limit is None else max(0.0, p.started + limit - time.monotonic())
+    if cancelled is not None:
+        wait([p.future, cancelled], timeout=remaining, return_when=FIRST_COMPLETED)
+        check_cancelled()   # the run was cancelled: stop waiting for its tools
     try:
-        content, exc = p.future.result(timeout=remaining)
+        content, exc = p.future.result(timeout=0 if cancelled is not None else remaining)
     except FutureTimeout:
         return _fail(p.id, p.name, p.arguments, "ToolTimeout",
                      f"tool {p.name!r} did not finish within {limit:g} s.",
                      time.monotonic() - p.started)
     duration = time.monotonic() - p.started
+    if isinstance(exc, RunCancelled):
+        raise exc
     if exc is not None:
         return _fail(p.id, p.name, p.arguments, type(exc).__name__,
                      f"tool {p.name!r} failed: {type(exc).__name__}: {exc}", duration)
@@ -141,8 +162,9 @@ def _collect(p: _Prepared, timeout: float | None) -> ToolOutcome:
 def _report(outcome: ToolOutcome, *, trace: bool, events: bool) -> None:
     ns = current_ns() + (outcome.name or "?",)
     if events or outcome.error is not None:
+        # lenient: a tool's text may hold what JSON cannot (a lone surrogate from a file name)
         emit("tool_result", {"id": outcome.id, "name": outcome.name, "content": outcome.content,
-                             "error": outcome.error}, ns=ns)
+                             "error": outcome.error}, ns=ns, lenient=True)
     if trace or outcome.error is not None:
         emit("trace", {"text": outcome.content, "module": outcome.name, "path": "/".join(ns),
                        "input": outcome.arguments, "output": outcome.content,
@@ -158,21 +180,32 @@ def run_tool_calls(calls: Sequence[dict[str, Any]], tools: dict[str, Tool], *,
     ``calls`` are OpenAI ``tool_calls`` entries; ``tools`` maps names to tools. ``timeout``
     (seconds) bounds each call whose tool has no timeout of its own. With ``trace`` each
     result is written as a trace, with ``events`` as a ``tool_result`` event; failures are
-    always written. Never raises for a bad call.
+    always written; with ``events`` each tool's start too (``tool_start``). Never raises for
+    a bad call; raises ``RunCancelled`` when the run is cancelled (before any tool starts,
+    or while waiting for them — running tools can check ``lazystream.check_cancelled()``).
     """
+    check_cancelled()   # a tool boundary: a cancelled run starts no tool
     prepared = [_prepare(call, tools) for call in calls]
     runnable = [p for p in prepared if p.error is None]
     pool = work_pool(max(1, len(runnable))) if runnable else None
+    run = current_run()
+    cancelled: Future | None = Future() if run is not None and runnable else None
+    watch = (run.on_cancel(lambda: cancelled.done() or cancelled.set_result(None))  # type: ignore[union-attr]
+             if cancelled is not None else contextlib.nullcontext())
     try:
-        for p in runnable:
-            p.started = time.monotonic()
-            p.future = pool.submit(_invoke, p.tool, p.kwargs)
-        outcomes = []
-        for p in prepared:
-            outcome = _collect(p, timeout)
-            _report(outcome, trace=trace, events=events)
-            outcomes.append(outcome)
-        return outcomes
+        with watch:
+            for p in runnable:
+                if events:
+                    emit("tool_start", {"id": p.id, "name": p.name, "arguments": p.arguments},
+                         ns=current_ns() + (p.name,), lenient=True)
+                p.started = time.monotonic()
+                p.future = pool.submit(_invoke, p.tool, p.kwargs, _limit(p, timeout))
+            outcomes = []
+            for p in prepared:
+                outcome = _collect(p, timeout, cancelled)
+                _report(outcome, trace=trace, events=events)
+                outcomes.append(outcome)
+            return outcomes
     finally:
         if pool is not None:
             # A timed-out tool keeps its thread (Python cannot kill one); do not wait for it.
