@@ -238,7 +238,8 @@ class _Watcher:
 
     _thread: threading.Thread | None = None
     _wake = threading.Event()
-    _EVERY = 0.05   # at most this often a scan of the open sessions' control queues
+    _EVERY = 0.05       # at most this often a scan of the open sessions' control queues
+    _IDLE_SCAN = 0.25   # at least this often, in case a wake-up was missed
 
     @classmethod
     def ensure(cls) -> None:
@@ -252,7 +253,6 @@ class _Watcher:
     @classmethod
     def _loop(cls) -> None:
         after: dict[str, int] = {}
-        key = ("\0control", None)   # no session has this id: the wait wakes on global bumps
         while True:
             with _lock:
                 sids = list(_active)
@@ -262,6 +262,9 @@ class _Watcher:
                 cls._wake.clear()
                 continue
             b = backend()
+            # Other processes' stores wake the readers of the sessions they touched (or all):
+            # one open session is watched by its key, several by the global generation.
+            key = (sids[0], None) if len(sids) == 1 else ("\0control", None)
             token = b.generation(key)
             for sid in sids:
                 try:
@@ -279,5 +282,5 @@ class _Watcher:
             for sid in list(after):
                 if sid not in sids:
                     del after[sid]
-            time.sleep(cls._EVERY)
-            b.wait(token, 1.0, key)
+            time.sleep(cls._EVERY)   # at most one scan per interval, however busy the store
+            b.wait(token, cls._IDLE_SCAN, key)
