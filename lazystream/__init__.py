@@ -4,6 +4,9 @@ The public API, in one place. LazyLLM's model: ``ThreadPoolExecutor``,
 ``FileSystemQueue``, ``ModuleBase``, ``pipeline``/``parallel``. DSPy's model:
 ``streamify`` and ``lazystream.streaming``.
 """
+import importlib
+import sys as _sys
+
 from . import session as _session_mod
 from .events import Event
 from .executor import Thread, ThreadPoolExecutor
@@ -12,24 +15,44 @@ from .flow import (BranchError, _0, _1, _2, _3, _4, _5, _6, _7, _8, _9, bind, di
 from .follow import follow
 from .runs import RunCancelled, cancel, check_cancelled, current_run
 from .module import ModuleBase
-from .queue import FileSystemQueue, ProducerGone, StorageError, read_session, tail
+from .queue import FileSystemQueue, ProducerGone, SessionUnknown, StorageError, read_session, tail
 from .session import current_sid, session
-from .llm import (DeployError, LLMConfigError, LLMError, LLMStreamError, LLMTimeoutError, OnlineChatModule,
-                  TrainableModule)
-from . import engine
-from .programs import (LM, AdapterParseError, BaseCallback, ChainOfThought, ChatAdapter, InputField, JSONAdapter,
-                       Module, OutputField, Predict, Prediction, Signature, Tool, XMLAdapter, asyncify, configure,
-                       context, settings)
-from . import streaming
-from .streaming import streamify
-from . import web
-from . import tools
+
+# The LLM side loads on first use: ``import openai`` alone takes most of a second, and a
+# reader (``python -m lazystream tail``, a web worker) never needs it.
+_LAZY = {
+    "llm": ("DeployError", "LLMConfigError", "LLMError", "LLMStreamError", "LLMTimeoutError", "OnlineChatModule",
+            "TrainableModule"),
+    "programs": ("LM", "AdapterParseError", "BaseCallback", "ChainOfThought", "ChatAdapter", "InputField",
+                 "JSONAdapter", "Module", "OutputField", "Predict", "Prediction", "Signature", "Tool", "XMLAdapter",
+                 "asyncify", "configure", "context", "settings"),
+    "streaming": ("streamify",),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+_LAZY_MODULES = ("engine", "streaming", "web", "tools", "llm", "programs")
+
+
+def __getattr__(name: str):
+    """Import the LLM-side names on first use (PEP 562)."""
+    if name in _LAZY_MODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    elif name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _sys.modules[__name__].__dict__[name] = value   # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(_sys.modules[__name__].__dict__) | set(__all__))
+
 
 globals = _session_mod.globals  # noqa: A001 - the seed's name
 
 __all__ = [
     "session", "current_sid", "globals", "Event",
-    "FileSystemQueue", "read_session", "tail", "StorageError", "ProducerGone",
+    "FileSystemQueue", "read_session", "tail", "StorageError", "ProducerGone", "SessionUnknown",
     "ThreadPoolExecutor", "Thread", "ModuleBase", "follow",
     "pipeline", "parallel", "diverter", "warp", "ifs", "switch", "loop", "bind", "package", "BranchError",
     "_0", "_1", "_2", "_3", "_4", "_5", "_6", "_7", "_8", "_9",

@@ -82,7 +82,8 @@ def _add_tail(sub: Any) -> None:
                        description="Print a session's events as JSON lines, as they arrive, "
                                    "through its end event. Exit status: 0 when the session "
                                    "ended ok, 1 when it ended in error or was cancelled, 2 when "
-                                   "its producer died or --timeout passed.")
+                                   "its producer died, --timeout passed, or the session is unknown "
+                                   "(after LAZYSTREAM_START_GRACE s) or was removed by retention.")
     p.add_argument("sid", help="the session tag")
     p.add_argument("--after", type=int, default=0, help="resume after this seq (default 0)")
     p.add_argument("--timeout", type=float, default=None, help="give up after this many idle seconds")
@@ -92,11 +93,12 @@ def _add_tail(sub: Any) -> None:
 
 def _run_tail(args: argparse.Namespace) -> int:
     from .events import TERMINAL
-    from .queue import ProducerGone, backend, tail
+    from .queue import ProducerGone, SessionUnknown, backend, tail
+    from .queue._front import _start_grace
     if backend().session_info(args.sid) is None:
         wait = f"giving up after {args.timeout:g} s" if args.timeout is not None else "use --timeout to give up"
-        print(f"lazystream tail: session {args.sid!r} has no events yet; waiting ({wait})",
-              file=sys.stderr, flush=True)
+        print(f"lazystream tail: session {args.sid!r} has no events yet; waiting up to {_start_grace():g} s for it "
+              f"to start (LAZYSTREAM_START_GRACE), then for its events ({wait})", file=sys.stderr, flush=True)
     try:
         for event in tail(args.sid, args.after, timeout=args.timeout):
             if args.text:
@@ -109,7 +111,7 @@ def _run_tail(args: argparse.Namespace) -> int:
                 if args.text:
                     sys.stdout.write("\n")
                 return 0 if event.data.get("status") == "ok" else 1
-    except (ProducerGone, TimeoutError) as e:
+    except (ProducerGone, TimeoutError, SessionUnknown, ValueError) as e:
         print(f"lazystream tail: {e}", file=sys.stderr)
         return 2
     return 0

@@ -10,11 +10,11 @@ the session's terminal event.
 """
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import copy
-import secrets
+import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator, MutableMapping
@@ -43,7 +43,7 @@ _MAX_SID = 256
 
 def _new_sid() -> str:
     # 128 random bits: knowing one session's tag tells nothing about another's.
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()   # what secrets.token_hex(16) does, without importing hashlib
 
 
 def _check_sid(sid: object, where: str = "sid") -> str:
@@ -174,8 +174,12 @@ def _release(sid: str) -> bool:
 
 def is_cancellation(exc: BaseException) -> bool:
     """Return True for the exceptions that mean "stopped on purpose", not "failed"."""
-    return isinstance(exc, (KeyboardInterrupt, GeneratorExit, asyncio.CancelledError,
-                            concurrent.futures.CancelledError))
+    if isinstance(exc, (KeyboardInterrupt, GeneratorExit, concurrent.futures.CancelledError)):
+        return True
+    # asyncio's own CancelledError exists only once asyncio is loaded; not importing it
+    # here keeps ``import lazystream`` fast.
+    aio = sys.modules.get("asyncio")
+    return aio is not None and isinstance(exc, aio.CancelledError)
 
 
 def current_ns() -> tuple[str, ...]:

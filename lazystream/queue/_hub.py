@@ -408,7 +408,9 @@ class Hub:
     def _fresh_tail(self, sid: str, after: int) -> _Tail | None:
         """Return the session's cache if it holds every event after ``after``."""
         tail = self._tails.get(sid)
-        if tail is None or after < tail.floor:
+        if tail is None:
+            return self._populate(sid, after)
+        if after < tail.floor:
             return None
         if tail.epoch != self._epoch:
             # Another process stored something since: merge what it stored for this sid.
@@ -426,6 +428,28 @@ class Hub:
                     self._cached += len(stored)
                     tail.epoch = epoch
         return tail
+
+    def _populate(self, sid: str, after: int) -> _Tail | None:
+        """Start caching a session this process has not seen stored: read what the store
+        holds after ``after`` once; from then on this process's stores are handed over
+        and other processes' stores move the epoch. A polling reader waiting for a
+        session's first event then costs no store round trip per poll."""
+        with self._handover:   # no store of ours between the read and the cache
+            epoch = self._epoch
+            try:
+                stored = self.backend.read(sid, None, after, _MIN_WINDOW + 1)
+            except StorageError:
+                return None
+            if len(stored) > _MIN_WINDOW:
+                return None   # a long backlog: let the reader page through the store
+            with self._mem:
+                tail = self._tails.get(sid)
+                if tail is None:
+                    tail = self._tails[sid] = _Tail(sid, after, epoch)
+                    for event in stored:
+                        tail.add(_rec_of(event))
+                    self._cached += len(stored)
+        return tail if tail.epoch == self._epoch else self._fresh_tail(sid, after)
 
     def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
         """Stored events of ``sid`` with ``seq > after``, from the cache when it can."""

@@ -214,7 +214,7 @@ class SqliteBackend(Backend):
     # --- dequeue owners ---------------------------------------------------------------
     @_names_the_file
     def claim(self, sid: str, queue: str, owner: str) -> int:
-        conn = self._conn()
+        conn = self._wconn   # every write on one connection: its data_version moves only for others
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -236,7 +236,7 @@ class SqliteBackend(Backend):
 
     @_names_the_file
     def release(self, cursors: dict[tuple[str, str], int], owner: str) -> None:
-        conn = self._conn()
+        conn = self._wconn
         with self._write_lock:
             conn.executemany("UPDATE cursors SET seq = ?, owner = NULL WHERE sid = ? AND queue = ? AND owner = ?",
                              [(pos, sid, queue, owner) for (sid, queue), pos in cursors.items()])
@@ -273,7 +273,7 @@ class SqliteBackend(Backend):
     @_names_the_file
     def expire(self, retention: float, idle_retention: float, now: float) -> int:
         cutoff, idle_cutoff = now - retention, now - idle_retention
-        conn = self._wconn if threading.current_thread().name == "lazystream-writer" else self._conn()
+        conn = self._wconn
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:

@@ -1,0 +1,327 @@
+"""The queue's guarantees (docs/guarantees.md): what is refused at the door, what is
+stored when, what readers see after crashes, and what the data path costs per token."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+
+import lazystream
+import lazystream.queue as lq
+from lazystream import FileSystemQueue, session
+from lazystream.queue import ProducerGone, QueueBusy, SessionUnknown, StorageError, emit, read_session, tail
+
+
+def _child(code: str, home, **env: str) -> subprocess.Popen:
+    full = dict(os.environ, LAZYSTREAM_HOME=str(home), LAZYSTREAM_QUEUE="sqlite", **env)
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=full, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+# --- refused at the door ----------------------------------------------------------------
+
+BAD_SIDS = ["victim\0x", "", "\ud800", "x" * 257]
+
+
+@pytest.mark.parametrize("bad", BAD_SIDS)
+def test_a_sid_that_cannot_be_stored_exactly_is_refused_everywhere(backend_kind, bad):
+    q = FileSystemQueue()
+    calls = [lambda: session(bad).__enter__(), lambda: q.enqueue("x", sid=bad), lambda: q.dequeue(sid=bad),
+             lambda: q.get(timeout=0, sid=bad), lambda: q.peek(sid=bad), lambda: q.size(sid=bad),
+             lambda: q.clear(sid=bad), lambda: q.read(sid=bad), lambda: emit("status", "x", sid=bad),
+             lambda: read_session(bad), lambda: next(tail(bad)), lambda: lq.producer_gone(bad),
+             lambda: FileSystemQueue.get_instance(bad or "\0")]
+    for call in calls:
+        with pytest.raises(ValueError, match="NUL"):
+            call()
+
+
+def test_a_nul_in_a_sid_never_reaches_another_session(backend_kind):
+    """The old batched insert cut keys at the NUL: 999 of 1,000 items went to 'victim'."""
+    q = FileSystemQueue()
+    with pytest.raises(ValueError):
+        with session("victim\0x"):
+            pass
+    for i in range(1000):
+        with pytest.raises(ValueError, match="victim"):
+            q.enqueue(i, sid="victim\0x")
+    assert q.dequeue(sid="victim") == []
+
+
+def test_session_ids_carry_128_random_bits():
+    ids = []
+    for _ in range(200):
+        with session() as sid:
+            ids.append(sid)
+    assert all(len(s) == 32 and int(s, 16) >= 0 for s in ids)
+    assert len(set(ids)) == 200
+    # not a counter under a fixed prefix: consecutive ids share no long prefix or step
+    assert max(len(os.path.commonprefix([a, b])) for a, b in zip(ids, ids[1:])) < 12
+    assert len({int(b, 16) - int(a, 16) for a, b in zip(ids, ids[1:])}) == 199
+
+
+def test_an_empty_sid_is_refused_not_taken_as_the_callers_own(backend_kind):
+    q = FileSystemQueue()
+    with pytest.raises(ValueError, match="sid=''"):
+        q.enqueue("x", sid="")
+    assert q.dequeue() == []
+
+
+@pytest.mark.parametrize("value, words", [
+    ({1: "a"}, r"dict key 1 is a int.*come back as \"1\".*str\(\)"),
+    (10 ** 5000, r"more than 4,000 digits.*10\*\*5000.*as a str"),
+], ids=["int-key", "huge-int"])
+def test_values_that_would_not_come_back_as_they_went_in_are_refused(backend_kind, value, words):
+    q = FileSystemQueue()
+    with pytest.raises(ValueError, match=words):
+        q.enqueue(value)
+    q.enqueue("after")
+    assert q.dequeue() == ["after"]
+
+
+def _nested(depth: int):
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_too_deep_values_are_refused_at_enqueue_and_kept_as_text_in_traces(backend_kind):
+    q = FileSystemQueue()
+    q.enqueue(_nested(60))
+    with pytest.raises(ValueError, match="nested more than 64 levels"):
+        q.enqueue(_nested(1000))
+    emit("tool_result", {"content": _nested(1000)}, lenient=True)
+    assert q.dequeue() == [_nested(60)]
+    stored = read_session(lazystream.current_sid(), queues=("lazy_events",))[0].data["content"]
+    depth = 0
+    while isinstance(stored, list):
+        stored, depth = stored[0], depth + 1
+    assert (depth, stored) == (63, "<nested too deep>")
+
+
+def test_a_too_deep_value_written_by_another_writer_reads_back_safely(fresh_home):
+    hub = lq.backend()
+    deep = "[" * 100_000 + "]" * 100_000
+    hub.backend.store([("deep-writer", "lazy_stream", "item", "[]", deep, 1.0),
+                       ("deep-writer", "lazy_stream", "text", "[]", '"next"', 1.0)], {}, hub.owner)
+    (first, second) = read_session("deep-writer")
+    assert first.data["error"] == "undecodable" and second.data == "next"
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("LAZYSTREAM_RETENTION", "nan"), ("LAZYSTREAM_IDLE_RETENTION", "nan"), ("LAZYSTREAM_RETENTION", "inf"),
+    ("LAZYSTREAM_SWITCH_INTERVAL", "-1"), ("LAZYSTREAM_SWITCH_INTERVAL", "nan"), ("LAZYSTREAM_START_GRACE", "-2"),
+])
+def test_bad_configuration_is_refused_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    lq.reset()
+    try:
+        with pytest.raises(ValueError, match=f"{variable}='{value}'.*e.g."):
+            FileSystemQueue().enqueue("x")
+    finally:
+        monkeypatch.delenv(variable)
+        lq.reset()
+
+
+# --- readers always end -----------------------------------------------------------------
+
+def test_tail_of_an_unknown_session_ends_after_the_start_grace(monkeypatch, backend_kind):
+    monkeypatch.setenv("LAZYSTREAM_START_GRACE", "0.3")
+    with pytest.raises(SessionUnknown, match=r"no session 'never-was'.*LAZYSTREAM_START_GRACE"):
+        next(tail("never-was"))
+
+
+def test_tail_follows_a_session_that_starts_within_the_grace(monkeypatch, backend_kind):
+    monkeypatch.setenv("LAZYSTREAM_START_GRACE", "30")
+    started = threading.Event()
+
+    def later():
+        started.wait(10)
+        with session("late-starter"):
+            FileSystemQueue().enqueue("hello")
+
+    writer = threading.Thread(target=later)
+    writer.start()
+    events = tail("late-starter")
+    started.set()
+    assert [(e.kind, e.data) for e in events] == [("text", "hello"), ("end", {"status": "ok"})]
+    writer.join()
+
+
+def test_tail_of_a_pruned_session_says_so_at_once(backend_kind):
+    with session() as sid:
+        FileSystemQueue().enqueue("old")
+    assert lq.prune(retention=0) >= 2
+    with pytest.raises(SessionUnknown, match=rf"session '{sid}' ended \(ok\).*removed by retention"):
+        next(tail(sid))
+
+
+def test_the_cli_tail_ends_with_a_clear_error_for_an_unknown_session(fresh_home):
+    env = dict(os.environ, LAZYSTREAM_HOME=str(fresh_home), LAZYSTREAM_START_GRACE="0.2")
+    proc = subprocess.run([sys.executable, "-m", "lazystream", "tail", "no-such-sid"], env=env,
+                          capture_output=True, text=True, timeout=50)
+    assert proc.returncode == 2
+    assert "no session 'no-such-sid' in the store" in proc.stderr
+
+
+def test_a_killed_producer_not_yet_reaped_counts_as_dead(fresh_home):
+    child = _child("""
+        import sys, lazystream
+        lazystream.FileSystemQueue().enqueue("before", sid="zombie")
+        lazystream.queue.flush()
+        print("ready", flush=True)
+        sys.stdin.read()
+    """, fresh_home)
+    try:
+        assert child.stdout.readline() == "ready\n"
+        child.send_signal(signal.SIGKILL)   # and do not reap it: it stays a zombie
+        events = tail("zombie", timeout=20)
+        assert next(events).data == "before"
+        with pytest.raises(ProducerGone, match="zombie"):
+            next(events)
+    finally:
+        child.wait(10)
+
+
+# --- what is stored when ----------------------------------------------------------------
+
+def test_flush_makes_what_was_enqueued_survive_a_sigkill(fresh_home):
+    child = _child("""
+        import os, signal, lazystream
+        q = lazystream.FileSystemQueue()
+        for i in range(5000):
+            q.enqueue(i, sid="durable")
+        lazystream.queue.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    """, fresh_home)
+    child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    assert FileSystemQueue().dequeue(sid="durable") == list(range(5000))
+
+
+def test_a_full_disk_is_said_at_once_and_recovered_from_when_space_returns(fresh_home):
+    hub = lq.backend()
+    q = FileSystemQueue.get_instance("disk")
+    q.enqueue("first", sid="disk")
+    lq.flush()
+    store = hub.backend
+    with store._write_lock:   # a disk that is full: SQLite refuses to grow the file
+        pages = store._wconn.execute("PRAGMA page_count").fetchone()[0]
+        store._wconn.execute(f"PRAGMA max_page_count={pages}")
+    taken = []
+    with pytest.raises(StorageError, match="NOT taken"):
+        for i in range(200_000):
+            q.enqueue(f"item {i} " + "x" * 200, sid="disk")
+            taken.append(f"item {i} " + "x" * 200)
+    with pytest.raises(StorageError, match="full"):
+        lq.flush(timeout=0.3)
+    with store._write_lock:   # space returns
+        store._wconn.execute("PRAGMA max_page_count=1073741823")
+    lq.flush(timeout=30)
+    q.enqueue("after", sid="disk")
+    assert q.dequeue(sid="disk") == ["first", *taken, "after"]
+
+
+def test_a_producer_far_ahead_of_the_store_waits_then_is_told(monkeypatch, backend_kind):
+    from lazystream.queue import _hub
+    hub = lq.backend()
+    hub.max_pending = 10
+    gate = threading.Event()
+    real_store = hub.backend.store
+
+    def slow_store(rows, cursors, owner):
+        gate.wait(10)
+        return real_store(rows, cursors, owner)
+
+    monkeypatch.setattr(hub.backend, "store", slow_store)
+    monkeypatch.setattr(_hub, "BACKPRESSURE_TIMEOUT", 0.3)
+    q = FileSystemQueue.get_instance("pressure")
+    taken = []
+    with pytest.raises(StorageError, match="NOT taken"):
+        for i in range(100):
+            q.enqueue(i)
+            taken.append(i)
+    assert 10 <= len(taken) < 100
+    gate.set()
+    assert q.dequeue() == taken
+
+
+def test_a_second_process_cannot_dequeue_a_queue_another_live_process_owns(fresh_home):
+    q = FileSystemQueue()
+    for i in range(10):
+        q.enqueue(i, sid="owned")
+    lq.flush()
+    child = _child("""
+        import sys, lazystream
+        q = lazystream.FileSystemQueue()
+        print(q.dequeue(limit=4, sid="owned"), flush=True)
+        sys.stdin.readline()
+        print(q.dequeue(limit=2, sid="owned"), flush=True)
+    """, fresh_home)
+    assert child.stdout.readline() == "[0, 1, 2, 3]\n"
+    with pytest.raises(QueueBusy, match=r"'lazy_stream' of session 'owned' is being dequeued by another process"):
+        q.dequeue(sid="owned")
+    assert [e.data for e in q.read(sid="owned")] == list(range(10))   # reading is never refused
+    out, err = child.communicate("go\n", timeout=60)
+    assert (child.returncode, out) == (0, "[4, 5]\n"), err
+    assert q.dequeue(sid="owned") == [6, 7, 8, 9]   # taken over where the owner stopped
+
+
+# --- the data path: a store round trip per batch, not per token or per read --------------
+
+def _count(monkeypatch, obj, name: str) -> list[int]:
+    calls = [0]
+    real = getattr(obj, name)
+
+    def counted(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(obj, name, counted)
+    return calls
+
+
+def test_in_process_readers_never_ask_the_store(monkeypatch, backend_kind):
+    hub = lq.backend()
+    FileSystemQueue.get_instance("warm-up").get(timeout=0.01)   # once per process: start listening
+    reads = _count(monkeypatch, hub.backend, "read")
+    q = FileSystemQueue()
+    got = []
+    with session() as sid:
+        reader = threading.Thread(target=lambda: [got.extend(q.get(timeout=10, sid=sid)) for _ in iter(
+            lambda: len(got) < 300, False)])
+        reader.start()
+        for i in range(300):
+            q.enqueue(str(i))
+        reader.join(30)
+        for _ in range(1000):
+            assert q.dequeue() == []      # the seed's polling loop
+        assert [e.data for e in read_session(sid)] == [str(i) for i in range(300)]
+    assert got == [str(i) for i in range(300)]
+    assert reads[0] <= 1, "one look at the store when a reader first meets a session, then none"
+
+
+def test_many_sessions_share_few_stores(monkeypatch, backend_kind):
+    hub = lq.backend()
+    stores = _count(monkeypatch, hub.backend, "store")
+    q = FileSystemQueue.get_instance("many")
+    sids = [f"many-{i}" for i in range(100)]
+    for k in range(20):
+        for sid in sids:
+            q.enqueue(k, sid=sid)
+    lq.flush()
+    assert all(q.dequeue(sid=sid) == list(range(20)) for sid in sids)
+    assert stores[0] <= 2000 // 10, f"{stores[0]} stores for 2,000 events"
+
+
+def test_import_lazystream_does_not_load_openai():
+    code = "import sys, lazystream; print('openai' in sys.modules); lazystream.OnlineChatModule; " \
+           "print('openai' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["False", "True"], out.stderr
