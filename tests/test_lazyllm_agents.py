@@ -227,3 +227,12 @@ def test_react_policy_is_no_transcript_it_reduces_any_expression():
     calls = [json.loads(m["tool_calls"][0]["function"]["arguments"])
              for m in engine.requests[3].messages if m.get("tool_calls")]
     assert calls == [{"a": 1, "b": 2}, {"a": 3, "b": 4}, {"a": 3, "b": 7}]
+
+
+def test_agent_stream_switch_is_checked_against_the_llm():
+    with Engine(ArithmeticReactPolicy()) as url:
+        with pytest.raises(ValueError, match=r"ReactAgent\(stream=True\): the llm .* does not stream; "
+                                             r"create it with stream=True"):
+            ReactAgent(llm_for(url), ["multiply_tool", "add_tool"], stream=True)
+        agent = ReactAgent(llm_for(url, stream=True), ["multiply_tool", "add_tool"], stream=True)
+        assert agent(REACT_QUERY) == REACT_ANSWER

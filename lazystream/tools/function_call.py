@@ -163,6 +163,8 @@ class FunctionCallAgent(ModuleBase):
     its answer tokens stream to ``FileSystemQueue()``). ``tools``: registered names or
     functions. ``max_retries``: the most rounds (model requests) one call may take.
     ``return_trace``: trace the tool calls, their results, each round and the answer.
+    ``stream``: LazyLLM's switch; the agent streams when ``llm`` streams, and
+    ``stream=True`` with a non-streaming ``llm`` raises ``ValueError`` naming the fix.
 
     Raises ``ToolCallLimitError`` (and writes an ``error`` event) when the model still asks
     for tools after ``max_retries`` rounds.
@@ -172,8 +174,14 @@ class FunctionCallAgent(ModuleBase):
 
     def __init__(self, llm: Callable[..., Any], tools: Iterable[ToolSpecifier],
                  max_retries: int = 5, return_trace: bool = False, *,
-                 tool_timeout: float | None = 60.0, name: str | None = None) -> None:
+                 tool_timeout: float | None = 60.0, stream: bool | None = None,
+                 name: str | None = None) -> None:
         super().__init__(return_trace=return_trace, name=name)
+        if stream and not _is_streaming(llm):
+            # LazyLLM's `stream=True` on the agent: here the model module decides.
+            raise ValueError(f"{type(self).__name__}(stream=True): the llm {llm!r} does not "
+                             f"stream; create it with stream=True, e.g. "
+                             f"OnlineChatModule(..., stream=True)")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 1:
             raise ValueError(f"{type(self).__name__}: max_retries must be an int >= 1 (the most "
                              f"model requests per question), got {max_retries!r}")

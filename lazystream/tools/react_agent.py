@@ -36,21 +36,23 @@ class ReactAgent(FunctionCallAgent):
     ``llm``: a chat module (``OnlineChatModule``, ``TrainableModule``; with ``stream=True``
     its thoughts and answer stream). ``tools``: registered names or functions.
     ``max_retries``: the most rounds (model requests). ``prompt``: your own instruction
-    instead of ``REACT_INSTRUCTION`` (``{tool_names}`` in it is filled in).
+    instead of ``REACT_INSTRUCTION`` (``{tool_names}`` in it is filled in). ``stream``:
+    LazyLLM's switch, checked against the ``llm`` (which decides; see FunctionCallAgent).
     Raises ``ToolCallLimitError`` (also a ``ValueError``, as in LazyLLM) when the model
     still calls tools after ``max_retries`` rounds.
     """
 
     def __init__(self, llm: Callable[..., Any], tools: Iterable[ToolSpecifier],
-                 max_retries: int = 5, return_trace: bool = False, prompt: str | None = None, *,
-                 tool_timeout: float | None = 60.0, name: str | None = None) -> None:
+                 max_retries: int = 5, return_trace: bool = False, prompt: str | None = None,
+                 stream: bool | None = None, *, tool_timeout: float | None = 60.0,
+                 name: str | None = None) -> None:
         if prompt is not None and not isinstance(prompt, str):
             raise TypeError(f"ReactAgent: prompt must be a str, got {prompt!r}")
         tools = list(tools) if not isinstance(tools, (str, bytes)) else tools
         self._template = prompt if prompt is not None else REACT_INSTRUCTION
         self._prompt = None
         super().__init__(llm, tools, max_retries, return_trace, tool_timeout=tool_timeout,
-                         name=name)
+                         stream=stream, name=name)
         # The instruction names the resolved tools, so it is filled in after they resolve.
         names = ", ".join(t.name for t in self.function_call.tools)
         self._prompt = self._template.replace("{tool_names}", names)
