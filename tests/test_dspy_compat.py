@@ -385,3 +385,55 @@ def test_asyncify_runs_a_program_in_a_thread_with_the_callers_settings(lm):
     assert asyncio.run(main()).answer == "3 + 4 is 7."
     with pytest.raises(TypeError, match="asyncify: program must be callable, got 42"):
         dspy.asyncify(42)
+
+
+# ---- DSPy's async tutorial, its three examples ------------------------------------------------
+
+def test_async_tutorial_predict_acall(lm, capsys):
+    dspy.configure(lm=lm)
+    try:
+        predict = dspy.Predict("question->answer")
+
+        async def main():
+            output = await predict.acall(question="why did a chicken cross the kitchen?")
+            print(output)
+
+        asyncio.run(main())
+    finally:
+        dspy.configure(lm=None)
+    assert capsys.readouterr().out == (
+        "Prediction(\n    answer='To get to the other side of the kitchen!'\n)\n")
+
+
+def test_async_tutorial_async_tool(capsys):
+    async def foo(x):
+        await asyncio.sleep(0)
+        print(f"I get: {x}")
+
+    tool = dspy.Tool(foo)
+
+    async def main():
+        await tool.acall(x=2)
+
+    asyncio.run(main())
+    assert capsys.readouterr().out == "I get: 2\n"
+    assert tool.args == {"x": {}}
+
+
+def test_async_tutorial_custom_module_without_super_init(lm):
+    class MyModule(dspy.Module):
+        def __init__(self):   # DSPy's example does not call super().__init__()
+            self.predict1 = dspy.ChainOfThought("question->answer")
+            self.predict2 = dspy.ChainOfThought("answer->simplified_answer")
+
+        async def aforward(self, question, **kwargs):
+            answer = await self.predict1.acall(question=question)
+            return await self.predict2.acall(answer=answer)
+
+    async def main():
+        with dspy.context(lm=lm):
+            return await MyModule().acall(question="Why did a chicken cross the kitchen?")
+
+    result = asyncio.run(main())
+    assert result.simplified_answer == "To reach the other side of the kitchen!"
+    assert [n for n, _ in MyModule().named_predictors()] == ["predict1.predict", "predict2.predict"]
