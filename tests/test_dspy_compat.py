@@ -437,3 +437,16 @@ def test_async_tutorial_custom_module_without_super_init(lm):
     result = asyncio.run(main())
     assert result.simplified_answer == "To reach the other side of the kitchen!"
     assert [n for n, _ in MyModule().named_predictors()] == ["predict1.predict", "predict2.predict"]
+
+
+def test_the_async_client_of_a_loop_is_closed_when_the_loop_ends(lm):
+    seen = []
+
+    async def main():
+        assert await lm.acall("one") == ["one"]
+        assert await lm.acall("two") == ["two"]        # the same client, the same pool
+        seen.append(await lm._async_client())
+        assert not seen[0].is_closed()
+
+    asyncio.run(main())
+    assert seen[0].is_closed()

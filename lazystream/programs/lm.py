@@ -31,7 +31,7 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..llm._closer import stream_closer
@@ -105,7 +105,8 @@ class LM(ModuleBase):
         self._client_obj: Any = None
         self._client_lock = threading.Lock()
         # One AsyncOpenAI client per event loop: its connection pool belongs to one loop.
-        self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._async_clients: weakref.WeakKeyDictionary[Any, tuple[Any, Any]] = \
+            weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return f"LM({self.model!r})"
@@ -178,7 +179,7 @@ class LM(ModuleBase):
         """The async ``forward``: the same request, cache and streaming."""
         messages, params, cache_key = self._request(prompt, messages, kwargs)
         check_cancelled(current_run.get())
-        client = self._async_client()
+        client = await self._async_client()
         if cache_key is not None:
             hit = _cache.get(cache_key)
             if hit is not None:
@@ -253,16 +254,17 @@ class LM(ModuleBase):
         extra = {"timeout": self.timeout} if self.timeout is not None else {}
         return base_url, key, {"max_retries": self.num_retries, **extra}
 
-    def _async_client(self) -> Any:
+    async def _async_client(self) -> Any:
         loop = asyncio.get_running_loop()
-        with self._client_lock:
-            client = self._async_clients.get(loop)
-            if client is None:
-                import openai
-                base_url, key, options = self._endpoint()
-                client = openai.AsyncOpenAI(api_key=key, base_url=base_url, **options)
-                self._async_clients[loop] = client
-            return client
+        entry = self._async_clients.get(loop)
+        if entry is None:
+            import openai
+            base_url, key, options = self._endpoint()
+            client = openai.AsyncOpenAI(api_key=key, base_url=base_url, **options)
+            closer = _closed_with_loop(client)
+            entry = self._async_clients[loop] = (client, closer)
+            await closer.__anext__()
+        return entry[0]
 
     def _client(self) -> Any:
         client = self._client_obj
@@ -274,6 +276,19 @@ class LM(ModuleBase):
                 base_url, key, options = self._endpoint()
                 self._client_obj = openai.OpenAI(api_key=key, base_url=base_url, **options)
             return self._client_obj
+
+
+async def _closed_with_loop(client: Any) -> AsyncIterator[None]:
+    """Close ``client`` when its event loop shuts down.
+
+    An event loop has no close hook, but it does close the async generators still open
+    when it shuts down (``asyncio.run`` does, so do servers): this one waits at its
+    ``yield`` until then, so the client's connections are closed in the loop that owns them.
+    """
+    try:
+        yield
+    finally:
+        await client.close()
 
 
 def _take(chunk: Any, parts: list[str]) -> None:
