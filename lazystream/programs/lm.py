@@ -164,12 +164,7 @@ class LM(ModuleBase):
         else:
             response = client.chat.completions.create(model=self.model_name, messages=messages,
                                                       **params)
-            text = response.choices[0].message.content or ""
-            if response.usage is not None:
-                add_usage({"prompt_tokens": response.usage.prompt_tokens,
-                           "completion_tokens": response.usage.completion_tokens,
-                           "total_tokens": response.usage.total_tokens})
-            check_cancelled(current_run.get())
+            text = _reply(response)
         if cache_key is not None:
             _cache.put(cache_key, text)
         return [text]
@@ -190,8 +185,7 @@ class LM(ModuleBase):
         else:
             response = await client.chat.completions.create(model=self.model_name,
                                                             messages=messages, **params)
-            text = response.choices[0].message.content or ""
-            check_cancelled(current_run.get())
+            text = _reply(response)
         if cache_key is not None:
             _cache.put(cache_key, text)
         return [text]
@@ -291,6 +285,16 @@ async def _closed_with_loop(client: Any) -> AsyncIterator[None]:
         await client.close()
 
 
+def _reply(response: Any) -> str:
+    """Return a whole (non-streamed) reply's text; count its usage for the run."""
+    if response.usage is not None:
+        add_usage({"prompt_tokens": response.usage.prompt_tokens,
+                   "completion_tokens": response.usage.completion_tokens,
+                   "total_tokens": response.usage.total_tokens})
+    check_cancelled(current_run.get())
+    return response.choices[0].message.content or ""
+
+
 def _take(chunk: Any, parts: list[str]) -> None:
     """Write one streamed chunk's usage and text as events; collect its text in ``parts``."""
     if chunk.usage is not None:
@@ -305,6 +309,8 @@ def _take(chunk: Any, parts: list[str]) -> None:
     if delta:
         parts.append(delta)
         emit("text", delta)
+
+
 def closing_iter(stream: Any, closing: Any) -> Iterator[Any]:
     """Iterate ``stream`` while ``closing`` (a context manager) is entered."""
     with closing:
