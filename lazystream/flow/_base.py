@@ -104,17 +104,17 @@ class FlowBase(ModuleBase):
             where = f"step {key!r}" if key else f"step {len(self._items)}"
             raise TypeError(f"{self._kind}: {where} ({step!r}) is not callable; pass a module "
                             f"or a function")
+        target = step._f if isinstance(step, bind) else step
         if key is not None:
             if key in self._item_names:
                 raise ValueError(f"{self._kind}: two steps are named {key!r}; step names must be "
                                  f"unique within one flow")
-            if isinstance(step, ModuleBase) and step._attr_name is None:
-                object.__setattr__(step, "_attr_name", key)
+            if isinstance(target, ModuleBase) and target._attr_name is None:
+                object.__setattr__(target, "_attr_name", key)
         if isinstance(step, types.FunctionType) and any(s is step for s in self._items):
             step = _FuncWrap(step)
         self._items.append(step)
         self._item_names.append(key)
-        target = step._f if isinstance(step, bind) else step
         # A nested `with pipeline() as p1.p2:` lets the block say `p2.x = ...` (LazyLLM's
         # spelling): the name is set in the caller's namespace unless it holds a non-flow.
         # Only module-level code can get names this way (Python >= 3.13: functions too).
