@@ -143,3 +143,37 @@ def test_async_predict_falls_back_too(scripted):
 
     assert asyncio.run(main()) == dspy.Prediction(answer="A.")
     assert policy.replies == []
+
+
+# ---- typed outputs: pydantic models ------------------------------------------------------------
+
+from pydantic import BaseModel  # noqa: E402 - grouped with the tests that use it
+
+
+class Person(BaseModel):
+    name: str
+    age: int
+
+
+def test_a_pydantic_output_field_is_described_by_its_schema_and_parsed_to_the_model(scripted):
+    policy, lm = scripted
+
+    class Extract(dspy.Signature):
+        text: str = dspy.InputField()
+        person: Person = dspy.OutputField()
+
+    policy.replies = [['[[ ## person ## ]]\n{"name": "Ada", "age": 36}\n\n[[ ## completed ## ]]']]
+    with dspy.context(lm=lm):
+        pred = dspy.Predict(Extract)(text="Ada is 36.")
+    assert pred.person == Person(name="Ada", age=36)
+    system, _ = dspy.ChatAdapter().format(Extract, {"text": "x"})
+    assert ('{person}        # note: the value you produce must adhere to the JSON schema: '
+            '{"properties": {"name": {"title": "Name", "type": "string"}, "age": {"title": "Age", '
+            '"type": "integer"}}, "required": ["name", "age"], "title": "Person", "type": "object"}'
+            ) in system["content"]
+
+
+def test_prediction_items_leave_out_dspy_internal_fields():
+    pred = dspy.Prediction(answer="a", dspy_uuid="x")
+    assert pred.items() == [("answer", "a")]
+    assert pred.keys(include_dspy=True) == ["answer", "dspy_uuid"]

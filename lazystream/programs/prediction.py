@@ -67,17 +67,18 @@ class Prediction:
         """Return field ``key``, or ``default`` when it is absent."""
         return self._store.get(key, default)
 
-    def keys(self) -> list[str]:
-        """Return the field names, in order."""
-        return list(self._store)
+    def keys(self, include_dspy: bool = False) -> list[str]:
+        """Return the field names, in order (``dspy_*`` names only with ``include_dspy``)."""
+        return [k for k, _ in self.items(include_dspy)]
 
-    def values(self) -> list[Any]:
-        """Return the field values, in order."""
-        return list(self._store.values())
+    def values(self, include_dspy: bool = False) -> list[Any]:
+        """Return the field values, in order (see ``keys``)."""
+        return [v for _, v in self.items(include_dspy)]
 
-    def items(self) -> list[tuple[str, Any]]:
-        """Return ``(name, value)`` pairs, in order."""
-        return list(self._store.items())
+    def items(self, include_dspy: bool = False) -> list[tuple[str, Any]]:
+        """Return ``(name, value)`` pairs, in order; as in DSPy, fields named ``dspy_*`` are
+        internal and left out unless ``include_dspy=True``."""
+        return [(k, v) for k, v in self._store.items() if include_dspy or not k.startswith("dspy_")]
 
     def toDict(self) -> dict[str, Any]:  # noqa: N802 - DSPy's name
         """Return a copy of the fields as a plain dict."""

@@ -20,6 +20,7 @@ Types in the string form are read with ``ast`` against a fixed table of names, n
 from __future__ import annotations
 
 import ast
+import sys
 import typing
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, Union
@@ -105,7 +106,7 @@ class _SignatureMeta(type):
             if isinstance(value, _FieldSpec):
                 ann = annotations.get(attr, str)
                 if isinstance(ann, str):  # `from __future__ import annotations` in user code
-                    ann = _parse_type(ann, attr, f"class {name}")
+                    ann = _parse_type(ann, attr, f"class {name}", _module_types(namespace))
                 field = SignatureField(attr, value.kind, ann, value.desc, value.default)
                 (inputs if value.kind == "input" else outputs)[attr] = field
                 del namespace[attr]
@@ -280,10 +281,18 @@ _TYPE_NAMES: dict[str, Any] = {
 }
 
 
-def _parse_type(text: str, field: str, where: str) -> Any:
+def _module_types(namespace: dict[str, Any]) -> dict[str, Any]:
+    """The classes defined or imported at the top of the module a class body is in."""
+    module = sys.modules.get(namespace.get("__module__", ""))
+    return {k: v for k, v in vars(module).items() if isinstance(v, type)} if module else {}
+
+
+def _parse_type(text: str, field: str, where: str, names: dict[str, Any] | None = None) -> Any:
+    """Read a type written as text; names outside the fixed table are looked up in
+    ``names`` (classes only, e.g. a pydantic model of the user's module), never evaluated."""
     try:
         tree = ast.parse(text, mode="eval").body
-        return _resolve(tree)
+        return _resolve(tree, names or {})
     except (SyntaxError, _UnknownType, TypeError) as e:
         raise ValueError(f"Signature: cannot read the type {text!r} of field {field!r} in "
                          f"{where} ({e}); use str, int, float, bool, list[...], dict[...], "
@@ -294,20 +303,22 @@ class _UnknownType(Exception):
     pass
 
 
-def _resolve(node: ast.expr) -> Any:
+def _resolve(node: ast.expr, names: dict[str, Any]) -> Any:
     if isinstance(node, ast.Name):
-        if node.id not in _TYPE_NAMES:
-            raise _UnknownType(f"unknown type name {node.id!r}")
-        return _TYPE_NAMES[node.id]
+        if node.id in _TYPE_NAMES:
+            return _TYPE_NAMES[node.id]
+        if node.id in names:
+            return names[node.id]
+        raise _UnknownType(f"unknown type name {node.id!r}")
     if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
             and node.value.id == "typing":
-        return _resolve(ast.Name(node.attr))
+        return _resolve(ast.Name(node.attr), names)
     if isinstance(node, ast.Constant) and node.value is None:
         return type(None)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return Union[_resolve(node.left), _resolve(node.right)]
+        return Union[_resolve(node.left, names), _resolve(node.right, names)]
     if isinstance(node, ast.Subscript):
-        base = _resolve(node.value)
+        base = _resolve(node.value, names)
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         if base is Literal:
             values = []
@@ -316,6 +327,6 @@ def _resolve(node: ast.expr) -> Any:
                     raise _UnknownType("Literal takes constants only")
                 values.append(item.value)
             return Literal[tuple(values)]
-        args = tuple(_resolve(item) for item in items)
+        args = tuple(_resolve(item, names) for item in items)
         return base[args if len(args) > 1 else args[0]]
     raise _UnknownType(f"unsupported type expression {ast.unparse(node)!r}")

@@ -118,7 +118,12 @@ class Adapter:
         if typing.get_origin(ann) is Literal:
             return ("must exactly match (no extra characters) one of: "
                     + "; ".join(str(a) for a in typing.get_args(ann)))
-        return f"must be a valid Python {type_name(ann)}, written as JSON"
+        try:
+            from pydantic import TypeAdapter
+            schema = TypeAdapter(ann).json_schema()
+        except Exception:  # noqa: BLE001 - a type pydantic cannot describe: say its name
+            return f"must be a valid Python {type_name(ann)}, written as JSON"
+        return f"must adhere to the JSON schema: {json.dumps(schema, ensure_ascii=False)}"
 
 
 def render_value(value: Any) -> str:
@@ -211,6 +216,9 @@ def _coerce(value: Any, ann: Any) -> Any:
         if not isinstance(value, dict):
             raise ValueError("expected a dict")
         return value
+    validate = getattr(ann, "model_validate", None)   # a pydantic model, without importing it
+    if isinstance(ann, type) and callable(validate):
+        return validate(value)
     return value
 
 
