@@ -12,8 +12,9 @@ from .events import Event
 from .executor import Thread, ThreadPoolExecutor
 from .flow import (BranchError, _0, _1, _2, _3, _4, _5, _6, _7, _8, _9, bind, diverter, ifs, loop, package,
                    parallel, pipeline, switch, warp)
-from .follow import follow
+from .follow import afollow, aread_session, atail, follow
 from .runs import RunCancelled, cancel, check_cancelled, current_run
+from .stream import AsyncRunStream, RunStream, astream, stream
 from .module import ModuleBase
 from .queue import FileSystemQueue, ProducerGone, SessionUnknown, StorageError, read_session, tail
 from .session import current_sid, session
@@ -57,6 +58,7 @@ __all__ = [
     "pipeline", "parallel", "diverter", "warp", "ifs", "switch", "loop", "bind", "package", "BranchError",
     "_0", "_1", "_2", "_3", "_4", "_5", "_6", "_7", "_8", "_9",
     "cancel", "check_cancelled", "current_run", "RunCancelled",
+    "stream", "astream", "RunStream", "AsyncRunStream", "afollow", "atail", "aread_session",
     "OnlineChatModule", "TrainableModule", "engine", "tools",
     "LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError",
     "Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought", "Module", "Tool",

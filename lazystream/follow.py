@@ -4,46 +4,134 @@ The seed's loop (``if value := dequeue(): … elif future.done(): break``) loses
 worker writes between an empty ``dequeue`` and the ``done()`` check, and spins a core.
 ``follow`` checks ``done()`` *before* draining, so a pass that finds the future done and
 the queues empty has seen everything; between passes it sleeps until notified.
+
+``afollow`` is the async form, and ``atail`` / ``aread_session`` those of ``tail`` /
+``read_session``: each drives the same core as its sync form, waiting in a reader thread,
+so sync and async yield the same items in the same order.
 """
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
-from .events import DEFAULT_QUEUE
-from .queue import FileSystemQueue, backend
+from .events import DEFAULT_QUEUE, Event
+from .queue import FileSystemQueue, TailReader, backend, read_session
 from .session import current_sid
 
-__all__ = ["follow"]
+__all__ = ["follow", "afollow", "atail", "aread_session"]
+
+_STEP = 0.5   # how long one async step may block a reader thread
+
+_pool_lock = threading.Lock()
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _readers() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads the async readers wait in (a documented cache; a plain stdlib pool: a reader
+    belongs to no session and writes nothing)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="lazystream-areader")
+        return _pool
+
+
+class _Follower:
+    """The core of ``follow``: ``step(wait)`` returns what arrived within ``wait`` s."""
+
+    def __init__(self, future: concurrent.futures.Future, queues: Any, sid: str | None) -> None:
+        if not isinstance(future, concurrent.futures.Future):
+            raise TypeError(f"follow: the first argument must be the future that "
+                            f"lazystream.ThreadPoolExecutor.submit returned, got {type(future).__name__} {future!r}")
+        if isinstance(queues, (str, FileSystemQueue)):
+            name = queues if isinstance(queues, str) else queues.name
+            raise TypeError(f"follow: queues must be a list or tuple of queue names, got the single "
+                            f"{type(queues).__name__} {name!r}; write follow(future, [{name!r}])")
+        self.qs = [q if isinstance(q, FileSystemQueue) else FileSystemQueue.get_instance(q) for q in queues]
+        if not self.qs:
+            raise ValueError("follow: give at least one queue name, e.g. follow(future, ['lazy_stream'])")
+        self.future = future
+        self.sid = sid or getattr(future, "_lazystream_sid", None) or current_sid()
+        self.done = False
+        self._b = backend()
+        self._key = (self.sid, None)
+        future.add_done_callback(lambda _: self._b.notify((self._key,)))
+
+    def step(self, wait: float | None) -> list[tuple[str, list[Any]]]:
+        """Drain the queues, or wait up to ``wait`` s for something; re-raise the worker's
+        exception after the last items (``done`` is then set)."""
+        b, key = self._b, self._key
+        token = b.generation(key)
+        finished = self.future.done()
+        out = []
+        for q in self.qs:
+            items = q.dequeue(sid=self.sid)
+            if items:
+                out.append((q.name, items))
+        if finished and not out:
+            self.done = True
+            self.future.result()
+            return out
+        if not out:
+            b.wait(token, wait, key)
+        return out
+
+    def leave(self) -> None:
+        """The reader left before the end: stop the work it follows."""
+        if not self.done:
+            self.future.cancel()
 
 
 def follow(future: concurrent.futures.Future, queues: Iterable[str | FileSystemQueue] = (DEFAULT_QUEUE,),
-           *, sid: str | None = None) -> Iterator[tuple[str, list[Any]]]:
+           *, sid: str | None = None, cancel_on_exit: bool = True) -> Iterator[tuple[str, list[Any]]]:
     """Yield ``(queue_name, items)`` as items arrive, until ``future`` is done and drained.
 
     Reads the session the work was submitted under (``sid`` overrides it). Blocks
     (without spinning) while nothing is there. After draining, re-raises the worker's
-    exception, if any.
+    exception, if any. Leaving the loop early cancels the work (``future.cancel()``,
+    which stops a running lazystream run) unless ``cancel_on_exit=False``.
+    Raises ``TypeError`` for a future that is not one, or a single queue name instead of
+    a list.
     """
-    qs = [q if isinstance(q, FileSystemQueue) else FileSystemQueue.get_instance(q) for q in queues]
-    if not qs:
-        raise ValueError("follow: give at least one queue name")
-    sid = sid or getattr(future, "_lazystream_sid", None) or current_sid()
-    b = backend()
-    key = (sid, None)
-    future.add_done_callback(lambda _: b.notify((key,)))
-    while True:
-        token = b.generation(key)
-        finished = future.done()
-        got = False
-        for q in qs:
-            items = q.dequeue(sid=sid)
-            if items:
-                got = True
-                yield q.name, items
-        if finished and not got:
-            break
-        if not got:
-            b.wait(token, None, key)
-    future.result()
+    follower = _Follower(future, queues, sid)
+    try:
+        while not follower.done:
+            yield from follower.step(None)
+    finally:
+        if cancel_on_exit:
+            follower.leave()
+
+
+async def afollow(future: concurrent.futures.Future, queues: Iterable[str | FileSystemQueue] = (DEFAULT_QUEUE,),
+                  *, sid: str | None = None, cancel_on_exit: bool = True) -> AsyncIterator[tuple[str, list[Any]]]:
+    """The async form of ``follow``: ``async for name, items in lazystream.afollow(future)``."""
+    follower = _Follower(future, queues, sid)
+    loop = asyncio.get_running_loop()
+    try:
+        while not follower.done:
+            for item in await loop.run_in_executor(_readers(), follower.step, _STEP):
+                yield item
+    finally:
+        if cancel_on_exit:
+            follower.leave()
+
+
+async def atail(sid: str | None = None, after: int = 0, *, timeout: float | None = None,
+                queues: tuple[str, ...] | None = None) -> AsyncIterator[Event]:
+    """The async form of ``lazystream.tail``: the same events, the same errors."""
+    reader = TailReader(sid, after, timeout=timeout, queues=queues)
+    loop = asyncio.get_running_loop()
+    while not reader.done:
+        for event in await loop.run_in_executor(_readers(), reader.step, _STEP):
+            yield event
+
+
+async def aread_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = None,
+                        timeout: float | None = None, limit: int | None = None) -> list[Event]:
+    """The async form of ``lazystream.read_session``."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(
+        _readers(), lambda: read_session(sid, after, queues=queues, timeout=timeout, limit=limit))

@@ -33,7 +33,7 @@ from ..session import _check_sid, current_ns, current_sid, on_close, on_open
 from ._backend import StorageError, encode, encode_ns, pid_alive
 from ._hub import Hub
 
-__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "prune", "backend", "has_unread", "producer_gone",
+__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "TailReader", "prune", "backend", "has_unread", "producer_gone",
            "flush", "ProducerGone", "SessionUnknown"]
 
 
@@ -360,35 +360,56 @@ def tail(sid: str | None = None, after: int = 0, *, timeout: float | None = None
     retention removed, and after ``LAZYSTREAM_START_GRACE`` seconds (default 10) for one
     that never appeared in the store.
     """
-    sid = _sid(sid)
-    watched = None if queues is None else tuple(set(queues) | {EVENTS_QUEUE})
-    started = last_event = time.monotonic()
-    seen = after > 0
-    while True:
-        events = read_session(sid, after, queues=watched, timeout=_LIVENESS_EVERY)
+    reader = TailReader(sid, after, timeout=timeout, queues=queues)
+    while not reader.done:
+        yield from reader.step(_LIVENESS_EVERY)
+
+
+class TailReader:
+    """The core of ``tail``, one bounded step at a time: ``step(wait)`` blocks at most
+    ``wait`` seconds and returns the next events (maybe none); ``done`` after the ``end``
+    or ``idle`` event. The async reader (``lazystream.atail``) drives the same core."""
+
+    def __init__(self, sid: str | None = None, after: int = 0, *, timeout: float | None = None,
+                 queues: tuple[str, ...] | None = None) -> None:
+        self.sid = _sid(sid)
+        self.after = after
+        self.done = False
+        self._timeout = timeout
+        self._queues = queues
+        self._watched = None if queues is None else tuple(set(queues) | {EVENTS_QUEUE})
+        self._started = self._last_event = time.monotonic()
+        self._seen = after > 0
+
+    def step(self, wait: float) -> list[Event]:
+        """Return the events that arrive within ``wait`` s; raise as ``tail`` documents."""
+        sid, queues, watched = self.sid, self._queues, self._watched
+        events = read_session(sid, self.after, queues=watched, timeout=wait)
+        out = []
         for event in events:
-            after = event.seq
+            self.after = event.seq
             if queues is None or event.queue in queues or event.kind in _STOPS:
-                yield event
+                out.append(event)
             if event.kind in _STOPS:
-                return
+                self.done = True
+                return out
         now = time.monotonic()
         if events:
-            seen, last_event = True, now
-            continue
-        if timeout is not None and now - last_event >= timeout:
-            raise TimeoutError(f"tail: no event in session {sid!r} for {timeout} s")
+            self._seen, self._last_event = True, now
+            return out
+        if self._timeout is not None and now - self._last_event >= self._timeout:
+            raise TimeoutError(f"tail: no event in session {sid!r} for {self._timeout} s")
         info = (_backend or backend()).session_info(sid)
         if info is None or info["pruned"]:
-            unknown = _unknown(sid, info, None if seen else now - started)
+            unknown = _unknown(sid, info, None if self._seen else now - self._started)
             if unknown is not None:
                 raise SessionUnknown(f"tail: {unknown}")
-            continue
+            return out
         gone = _gone(sid, info)
-        if gone is not None:
-            if read_session(sid, after, queues=watched, limit=1):
-                continue   # it wrote its last events after our read, then died: send them first
+        if gone is not None and not read_session(sid, self.after, queues=watched, limit=1):
+            # (if it wrote its last events after our read, then died: send them first)
             raise ProducerGone(f"tail: {gone}")
+        return out
 
 
 def _unknown(sid: str, info: dict[str, Any] | None, waited: float | None) -> str | None:
