@@ -186,3 +186,122 @@ def test_an_exception_leaving_a_bare_session_writes_error_then_end():
 def test_online_chat_module_refuses_a_nan_timeout():
     with pytest.raises(lazystream.LLMConfigError, match=r"timeout must be .* got nan"):
         OnlineChatModule("m", base_url="http://127.0.0.1:9/v1", api_key="x", timeout=float("nan"))
+
+
+# -- an agent run, tools ---------------------------------------------------------------------
+from lazystream.tools import FunctionCallAgent, fc_register  # noqa: E402
+
+
+@fc_register("runs_tools")
+def get_weather(city: str) -> str:
+    """Get the weather.
+
+    Args:
+        city (str): the city
+    """
+    return f"{city}: 10 C"
+
+
+@fc_register("runs_tools")
+async def get_weather_async(city: str) -> str:
+    """Get the weather, asynchronously.
+
+    Args:
+        city (str): the city
+    """
+    import asyncio
+    await asyncio.sleep(0)
+    return f"{city}: 12 C"
+
+
+@fc_register("runs_tools")
+def list_files(city: str) -> str:
+    """List a directory whose file names are not UTF-8 (as os.listdir returns them).
+
+    Args:
+        city (str): the city
+    """
+    return "report-\udcff.txt"
+
+
+def _agent_run(url, tool):
+    agent = FunctionCallAgent(llm_for(url), tools=[f"runs_tools.{tool}"])
+    with session() as sid:
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(agent, "weather in Tokyo?").result()
+    return answer, sid
+
+
+def test_an_agent_run_is_the_documented_sequence():
+    """The sequence docs/events.md pictures, exactly."""
+    with Engine(model="m") as url:
+        answer, sid = _agent_run(url, "get_weather")
+    assert answer == "get_weather returned Tokyo: 10 C."
+    events = read_session(sid)
+    ns_llm = ("functioncallagent", "function_call", "llm")
+    ns_tool = ("functioncallagent", "function_call", "get_weather")
+    run, m1, m2 = events[0].data["run"], events[1].data["id"], None
+    call = events[2].data["id"]
+    deltas = ['{', '"', 'city', '"', ':', ' "', 'Tokyo', '"', '}']
+    got = [(e.kind, e.ns, e.data) for e in events]
+    m2 = next(d["id"] for k, _, d in got[16:] if k == "message_start")
+    assert got == [
+        ("run_start", (), {"run": run, "name": "functioncallagent", "input": "weather in Tokyo?"}),
+        ("message_start", ns_llm, {"id": m1, "run": run, "role": "assistant", "model": "m"}),
+        ("tool_call_start", ns_llm, {"id": call, "name": "get_weather", "index": 0, "message": m1}),
+        *[("tool_call_delta", ns_llm, {"id": call, "delta": d}) for d in deltas],
+        ("tool_call", ns_llm, {"id": call, "name": "get_weather", "arguments": {"city": "Tokyo"}, "message": m1}),
+        ("usage", ns_llm, {"prompt_tokens": 4, "completion_tokens": 10, "total_tokens": 14, "message": m1}),
+        ("message_end", ns_llm, {"id": m1, "finish_reason": "tool_calls"}),
+        ("tool_start", ns_tool, {"id": call, "name": "get_weather", "arguments": {"city": "Tokyo"}}),
+        ("tool_result", ns_tool, {"id": call, "name": "get_weather", "content": "Tokyo: 10 C", "error": None}),
+        ("message_start", ns_llm, {"id": m2, "run": run, "role": "assistant", "model": "m"}),
+        *[("text", ns_llm, t) for t in ["get", "_", "weather", " returned", " Tokyo", ":", " 10", " C", "."]],
+        ("usage", ns_llm, {"prompt_tokens": 8, "completion_tokens": 9, "total_tokens": 17, "message": m2}),
+        ("message_end", ns_llm, {"id": m2, "finish_reason": "stop"}),
+        ("run_end", (), {"run": run, "status": "ok", "error": None, "output": answer,
+                         "usage": {"prompt_tokens": 12, "completion_tokens": 19, "total_tokens": 31}}),
+        ("end", (), {"status": "ok"}),
+    ]
+
+
+def test_an_async_tool_is_awaited_and_its_result_goes_to_the_model():
+    with Engine(model="m") as url:
+        answer, sid = _agent_run(url, "get_weather_async")
+    assert answer == "get_weather_async returned Tokyo: 12 C."
+    [result] = [e.data for e in read_session(sid) if e.kind == "tool_result"]
+    assert (result["content"], result["error"]) == ("Tokyo: 12 C", None)
+
+
+_slow_finished = []
+
+
+@fc_register("runs_tools", timeout=0.2)
+async def slow_weather(city: str) -> str:
+    """Get the weather, too slowly.
+
+    Args:
+        city (str): the city
+    """
+    import asyncio
+    try:
+        await asyncio.sleep(60)
+    finally:
+        _slow_finished.append(city)   # runs only because the task was cancelled
+
+
+def test_an_async_tool_over_its_timeout_is_cancelled_and_reported():
+    with Engine(model="m") as url:
+        answer, sid = _agent_run(url, "slow_weather")
+    [result] = [e.data for e in read_session(sid) if e.kind == "tool_result"]
+    assert result["error"]["type"] in ("ToolTimeout", "TimeoutError")
+    assert "did not finish within 0.2 s" in result["content"]
+    assert _slow_finished == ["Tokyo"]
+
+
+def test_a_tool_result_with_a_lone_surrogate_does_not_abort_the_agent():
+    with Engine(model="m") as url:
+        answer, sid = _agent_run(url, "list_files")
+    assert answer.startswith("list_files returned report-")
+    [result] = [e.data for e in read_session(sid) if e.kind == "tool_result"]
+    assert result["content"] == "report-\\udcff.txt" and result["error"] is None

@@ -37,8 +37,9 @@ from typing import Any
 from ..llm._closer import stream_closer
 from ..module import ModuleBase
 from ..queue import emit
-from ..runs import add_usage, current_run as current_lazy_run
+from ..runs import current_run as current_lazy_run
 from . import cache as _cache
+from ._usage import LMCall, lm_call, usage_of
 from ._run import StreamRun, check_cancelled, current_run, token_run
 from .callback import acall_with_callbacks, call_with_callbacks
 
@@ -159,12 +160,13 @@ class LM(ModuleBase):
             if hit is not None:
                 return [hit]
         run = token_run.get()
-        if run is not None:
-            text = self._stream(client, messages, params, run)
-        else:
-            response = client.chat.completions.create(model=self.model_name, messages=messages,
-                                                      **params)
-            text = _reply(response)
+        with lm_call(self.model) as call:
+            if run is not None:
+                text = self._stream(client, messages, params, run, call)
+            else:
+                response = client.chat.completions.create(model=self.model_name, messages=messages,
+                                                          **params)
+                text = _reply(response, call)
         if cache_key is not None:
             _cache.put(cache_key, text)
         return [text]
@@ -180,18 +182,19 @@ class LM(ModuleBase):
             if hit is not None:
                 return [hit]
         run = token_run.get()
-        if run is not None:
-            text = await self._astream(client, messages, params, run)
-        else:
-            response = await client.chat.completions.create(model=self.model_name,
-                                                            messages=messages, **params)
-            text = _reply(response)
+        with lm_call(self.model) as call:
+            if run is not None:
+                text = await self._astream(client, messages, params, run, call)
+            else:
+                response = await client.chat.completions.create(model=self.model_name,
+                                                                messages=messages, **params)
+                text = _reply(response, call)
         if cache_key is not None:
             _cache.put(cache_key, text)
         return [text]
 
     def _stream(self, client: Any, messages: list[dict[str, Any]], params: dict[str, Any],
-                run: StreamRun) -> str:
+                run: StreamRun, call: LMCall) -> str:
         check_cancelled(run)
         stream = client.chat.completions.create(
             model=self.model_name, messages=messages, stream=True,
@@ -205,7 +208,7 @@ class LM(ModuleBase):
             for chunk in closing_iter(stream, closing):
                 if cancelled.is_set():
                     break
-                _take(chunk, parts)
+                _take(chunk, parts, call)
         except Exception:
             if cancelled.is_set():   # the cancel shut the socket under the reader
                 check_cancelled(run)
@@ -216,7 +219,7 @@ class LM(ModuleBase):
         return "".join(parts)
 
     async def _astream(self, client: Any, messages: list[dict[str, Any]], params: dict[str, Any],
-                       run: StreamRun) -> str:
+                       run: StreamRun, call: LMCall) -> str:
         check_cancelled(run)
         stream = await client.chat.completions.create(
             model=self.model_name, messages=messages, stream=True,
@@ -227,7 +230,7 @@ class LM(ModuleBase):
             async for chunk in stream:
                 if cancelled.is_set():
                     break
-                _take(chunk, parts)
+                _take(chunk, parts, call)
         finally:
             await stream.close()  # also on cancel: the model server sees the connection close
         check_cancelled(run)
@@ -285,24 +288,16 @@ async def _closed_with_loop(client: Any) -> AsyncIterator[None]:
         await client.close()
 
 
-def _reply(response: Any) -> str:
+def _reply(response: Any, call: LMCall) -> str:
     """Return a whole (non-streamed) reply's text; count its usage for the run."""
-    if response.usage is not None:
-        add_usage({"prompt_tokens": response.usage.prompt_tokens,
-                   "completion_tokens": response.usage.completion_tokens,
-                   "total_tokens": response.usage.total_tokens})
+    call.usage(usage_of(response.usage))
     check_cancelled(current_run.get())
     return response.choices[0].message.content or ""
 
 
-def _take(chunk: Any, parts: list[str]) -> None:
+def _take(chunk: Any, parts: list[str], call: LMCall) -> None:
     """Write one streamed chunk's usage and text as events; collect its text in ``parts``."""
-    if chunk.usage is not None:
-        usage = {"prompt_tokens": chunk.usage.prompt_tokens,
-                 "completion_tokens": chunk.usage.completion_tokens,
-                 "total_tokens": chunk.usage.total_tokens}
-        add_usage(usage)
-        emit("usage", usage)
+    call.usage(usage_of(chunk.usage))
     if not chunk.choices:
         return
     delta = chunk.choices[0].delta.content

@@ -10,9 +10,18 @@ from typing import Any
 
 from ..module import ModuleBase
 from ._async import acall_module, forward_in_thread
+from ._usage import tracking
 from .callback import acall_with_callbacks, call_with_callbacks
+from .settings import settings
 
 __all__ = ["Module"]
+
+
+def _with_usage(result: Any, tracker: Any) -> Any:
+    """Attach the tracked LM usage to the program's ``Prediction`` (DSPy's track_usage)."""
+    if tracker is not None and hasattr(result, "set_lm_usage"):
+        result.set_lm_usage(tracker.totals())
+    return result
 
 
 class Module(ModuleBase):
@@ -32,14 +41,18 @@ class Module(ModuleBase):
         self.callbacks = list(callbacks or ())
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return call_with_callbacks(self, "module", {"args": args, "kwargs": kwargs},
-                                   lambda: ModuleBase.__call__(self, *args, **kwargs))
+        with tracking(settings.track_usage) as tracker:
+            result = call_with_callbacks(self, "module", {"args": args, "kwargs": kwargs},
+                                         lambda: ModuleBase.__call__(self, *args, **kwargs))
+            return _with_usage(result, tracker)
 
     async def acall(self, *args: Any, **kwargs: Any) -> Any:
         """Await the program's output: ``aforward`` if it has one, else ``forward`` in a thread."""
-        return await acall_with_callbacks(
-            self, "module", {"args": args, "kwargs": kwargs},
-            lambda: acall_module(self, self.aforward, args, kwargs))
+        with tracking(settings.track_usage) as tracker:
+            result = await acall_with_callbacks(
+                self, "module", {"args": args, "kwargs": kwargs},
+                lambda: acall_module(self, self.aforward, args, kwargs))
+            return _with_usage(result, tracker)
 
     async def aforward(self, *args: Any, **kwargs: Any) -> Any:
         """The async ``forward``. By default, ``forward`` run in a worker thread."""

@@ -17,10 +17,20 @@ class Prediction:
         )
     """
 
-    __slots__ = ("_store",)
+    __slots__ = ("_store", "_lm_usage")
 
     def __init__(self, **fields: Any) -> None:
         object.__setattr__(self, "_store", dict(fields))
+        object.__setattr__(self, "_lm_usage", None)
+
+    def get_lm_usage(self) -> dict[str, dict[str, int]] | None:
+        """With ``configure(track_usage=True)``: ``{lm model: {"prompt_tokens",
+        "completion_tokens", "total_tokens"}}`` over the program's LM calls; else ``None``."""
+        return self._lm_usage
+
+    def set_lm_usage(self, usage: dict[str, dict[str, int]] | None) -> None:
+        """Attach the LM usage (the program call does, as DSPy's does)."""
+        object.__setattr__(self, "_lm_usage", usage)
 
     def __getattr__(self, name: str) -> Any:
         store = object.__getattribute__(self, "_store")
@@ -62,6 +72,7 @@ class Prediction:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         object.__setattr__(self, "_store", dict(state))
+        object.__setattr__(self, "_lm_usage", None)
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return field ``key``, or ``default`` when it is absent."""

@@ -23,7 +23,7 @@ from typing import Any
 __all__ = ["settings", "configure", "Settings"]
 
 _DEFAULTS: dict[str, Any] = {"lm": None, "adapter": None, "callbacks": (),
-                              "allow_tool_async_sync_conversion": False}
+                              "allow_tool_async_sync_conversion": False, "track_usage": False}
 
 
 def lm_string_error(lm: str) -> ValueError:

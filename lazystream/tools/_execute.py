@@ -45,13 +45,22 @@ class ToolOutcome:
 
 
 def tool_result_text(value: Any) -> str:
-    """Return a tool's return value as the text the model reads (JSON for non-strings)."""
-    if isinstance(value, str):
-        return value
+    """Return a tool's return value as the text the model reads (JSON for non-strings).
+
+    Text that UTF-8 cannot hold (a lone surrogate, as ``os.listdir`` returns for a file
+    name that is not UTF-8) is kept readable with backslash escapes, so neither the request
+    to the model nor the stored ``tool_result`` fails on it.
+    """
+    if not isinstance(value, str):
+        try:
+            value = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            value = str(value)
     try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return str(value)
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 @dataclass
