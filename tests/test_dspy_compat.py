@@ -349,7 +349,9 @@ def test_tool_callbacks_see_the_keyword_inputs():
 def test_streaming_response_payloads_are_dspys():
     async def items():
         yield 'data: {"finish_reason": "stop", "index": 0}\n\n'
-        yield dspy.Prediction(answer="To get to the other side — of the kitchen!", n=2)
+        yield dspy.Prediction(answer="To get to the other side — of the kitchen!", n=2,
+                              dspy_uuid="internal")
+        yield dspy.Prediction(point=Point(x=1, y=2))
 
     async def collect():
         return [line async for line in dspy.streaming.streaming_response(items())]
@@ -357,6 +359,7 @@ def test_streaming_response_payloads_are_dspys():
     assert asyncio.run(collect()) == [
         'data: {"finish_reason": "stop", "index": 0}\n\n',
         'data: {"prediction":{"answer":"To get to the other side — of the kitchen!","n":2}}\n\n',
+        'data: {"prediction":{"point":{"x":1,"y":2}}}\n\n',
         "data: [DONE]\n\n"]
 
 

@@ -27,9 +27,15 @@ from .messages import StatusMessage, StreamResponse
 __all__ = ["streaming_response"]
 
 
+def _plain(value: Any) -> Any:
+    """JSON for values json cannot write: a pydantic model as its fields, else its repr."""
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else repr(value)
+
+
 def _line(payload: dict[str, Any], event: str | None = None) -> str:
     head = f"event: {event}\n" if event else ""
-    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=repr)
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=_plain)
     return f"{head}data: {text}\n\n"
 
 
@@ -41,7 +47,7 @@ def _encode(item: Any) -> str:
     if isinstance(item, StatusMessage):
         return _line({"type": "status", "message": item.message})
     if isinstance(item, Prediction):
-        return _line({"prediction": item.toDict()})
+        return _line({"prediction": dict(item.items())})   # dspy_* fields stay out, as in DSPy
     if isinstance(item, str) and item.startswith("data:"):
         return item
     return _line({"type": "output", "output": item})
