@@ -118,25 +118,61 @@ def _run_tail(args: argparse.Namespace) -> int:
 
 
 def _add_serve(sub: Any) -> None:
-    p = sub.add_parser("serve", help="serve sessions' events over HTTP as Server-Sent Events",
-                       description="Serve GET /sessions/{sid}/events (Server-Sent Events) and "
-                                   "GET /sessions/{sid} (JSON) for the sessions in LAZYSTREAM_HOME "
-                                   "until interrupted. There is no authentication.")
+    p = sub.add_parser("serve", help="serve modules and sessions over HTTP (viewer, SSE, OpenAI, AI SDK, AG-UI)",
+                       description="Serve the web edge until interrupted: the viewer at /, runs of the given "
+                                   "modules, sessions' events as SSE/NDJSON, /v1/chat/completions, /api/chat "
+                                   "(Vercel AI SDK) and /agui. Without a token anyone who reaches the port may "
+                                   "start runs and read sessions, so the default address is 127.0.0.1.")
+    p.add_argument("modules", nargs="*", metavar="package.module:attr",
+                   help="modules to serve (a ModuleBase module, a DSPy-style program, a callable, or a "
+                        "dict/list of them); none: only read sessions")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="0 picks a free port (default 8765)")
+    p.add_argument("--token", action="append", default=None,
+                   help="require this bearer token (repeat for several principals); "
+                        "default: $LAZYSTREAM_TOKEN if set, else no authentication")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser calls from this origin (repeat; '*' for any)")
     p.add_argument("--keepalive", type=float, default=15.0,
-                   help="seconds of silence before an idle stream gets a keepalive comment (default 15)")
+                   help="seconds of silence before an idle stream gets a heartbeat (default 15)")
     p.set_defaults(run=_run_serve)
 
 
+def _load_modules(specs: list[str]) -> dict[str, Any]:
+    from .web._runs import module_name
+    sys.path.insert(0, "")   # the current directory, as `python -m` has it
+    out: dict[str, Any] = {}
+    for spec in specs:
+        module, _, attr = spec.partition(":")
+        if not module or not attr:
+            raise SystemExit(f"lazystream serve: {spec!r} is not package.module:attr; e.g. myapp.agents:agent")
+        try:
+            value = importlib.import_module(module)
+            for part in attr.split("."):
+                value = getattr(value, part)
+        except (ImportError, AttributeError) as e:
+            raise SystemExit(f"lazystream serve: cannot load {spec!r}: {e}") from None
+        if isinstance(value, dict):
+            out.update(value)
+        elif isinstance(value, (list, tuple)):
+            out.update({module_name(m): m for m in value})
+        else:
+            out[attr.rsplit(".", 1)[-1]] = value
+    return out
+
+
 def _run_serve(args: argparse.Namespace) -> int:
+    import os
     from .web import SessionServer
+    tokens = args.token or ([os.environ["LAZYSTREAM_TOKEN"]] if os.environ.get("LAZYSTREAM_TOKEN") else None)
     try:
-        server = SessionServer(args.host, args.port, keepalive=args.keepalive)
+        server = SessionServer(args.host, args.port, modules=_load_modules(args.modules), token=tokens,
+                               cors_origins=args.cors_origin, keepalive=args.keepalive)
     except (OSError, ValueError) as e:
         raise SystemExit(f"lazystream serve: {e}") from None
     try:
-        print(f"lazystream serving session events at {server.url}/sessions/{{sid}}/events", flush=True)
+        print(f"lazystream serving session events at {server.url}/sessions/{{sid}}/events "
+              f"(viewer: {server.url}/)", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         pass
