@@ -43,7 +43,7 @@ class AGUIProjector:
         self._text: set[str] = set()
         self._reasoning: set[str] = set()
         self._streamed_tools: set[str] = set()
-        self._parent: dict[str, str] = {}
+        self._segment: dict[str, int] = {}   # message id -> how many times its parts were closed early
 
     @property
     def finished(self) -> bool:
@@ -65,13 +65,13 @@ class AGUIProjector:
         if kind == "message_start":
             self._messages.start(event)
         elif kind == "text" and isinstance(data, str) and data:
-            message_id, _ = self._messages.of(event)
+            message_id = self._part_id(self._messages.of(event)[0])
             if message_id not in self._text:
                 self._text.add(message_id)
                 out.append({"type": "TEXT_MESSAGE_START", "messageId": message_id, "role": "assistant"})
             out.append({"type": "TEXT_MESSAGE_CONTENT", "messageId": message_id, "delta": data})
         elif kind == "think" and isinstance(data, str) and data:
-            message_id, _ = self._messages.of(event)
+            message_id = self._part_id(self._messages.of(event)[0])
             reasoning_id = f"{message_id}:reasoning"
             if reasoning_id not in self._reasoning:
                 self._reasoning.add(reasoning_id)
@@ -79,10 +79,11 @@ class AGUIProjector:
                 out.append({"type": "REASONING_MESSAGE_START", "messageId": reasoning_id, "role": "reasoning"})
             out.append({"type": "REASONING_MESSAGE_CONTENT", "messageId": reasoning_id, "delta": data})
         elif kind == "message_end":
-            out.extend(self._close(self._messages.end(event)))
+            out.extend(self._close(self._part_id(self._messages.end(event))))
         elif kind == "tool_call_start":
             call_id = str(data["id"])
             self._streamed_tools.add(call_id)
+            out.extend(self._interrupt(data.get("message")))
             out.append(self._tool_start(call_id, str(data["name"]), data.get("message")))
         elif kind == "tool_call_delta":
             if str(data["id"]) in self._streamed_tools and data.get("delta"):
@@ -90,6 +91,7 @@ class AGUIProjector:
         elif kind == "tool_call":
             call_id = str(data["id"])
             if call_id not in self._streamed_tools:
+                out.extend(self._interrupt(data.get("message")))
                 out.append(self._tool_start(call_id, str(data["name"]), data.get("message")))
                 arguments = data.get("arguments")
                 text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
@@ -128,6 +130,22 @@ class AGUIProjector:
                 out.append(finished)
             self._finished = True
         return out
+
+    def _part_id(self, message_id: str) -> str:
+        n = self._segment.get(message_id, 0)
+        return message_id if n == 0 else f"{message_id}:{n}"
+
+    def _interrupt(self, message: Any) -> list[dict[str, Any]]:
+        """Close the message's open text/reasoning before a tool call: AG-UI does not nest them.
+        Text the message writes after the call continues under a new id (``<id>:1``)."""
+        if not message:
+            return []
+        message_id = str(message)
+        part = self._part_id(message_id)
+        if part not in self._text and f"{part}:reasoning" not in self._reasoning:
+            return []
+        self._segment[message_id] = self._segment.get(message_id, 0) + 1
+        return self._close(part)
 
     def _tool_start(self, call_id: str, name: str, message: Any) -> dict[str, Any]:
         start = {"type": "TOOL_CALL_START", "toolCallId": call_id, "toolCallName": name}

@@ -81,8 +81,6 @@ class OpenAIProjector:
             reason = data.get("finish_reason")
             if reason in ("stop", "length"):
                 self._finish_reason = reason
-        elif kind == "usage" and isinstance(data, dict) and self._usage is None:
-            pass   # per-message usage; the run's totals come with run_end
         elif kind == "error" and isinstance(data, dict):
             out.append({"error": {"message": f"{data.get('type', 'Error')}: {data.get('message', '')}",
                                   "type": "run_error", "code": str(data.get("type", "Error"))}})
