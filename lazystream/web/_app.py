@@ -23,6 +23,7 @@ behind it is (``_hub``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import threading
@@ -154,9 +155,15 @@ def _sid_param(sid: str) -> str:
         raise BadRequest("sid", str(e)) from None
 
 
-def _json_error(e: BadRequest) -> JSONResponse:
-    headers = {"Retry-After": "1"} if e.status == 503 else None
-    return JSONResponse({"error": str(e), "parameter": e.parameter}, status_code=e.status, headers=headers)
+def _json_error(request: Request, message: str, parameter: str, status: int,
+                headers: dict[str, str] | None = None) -> JSONResponse:
+    if request.url.path.startswith("/v1/") or "/v1/" in request.url.path:
+        # The OpenAI API's error shape, so its SDK raises with our message.
+        body: dict[str, Any] = {"error": {"message": message, "type": "invalid_request_error",
+                                          "param": parameter, "code": None}}
+    else:
+        body = {"error": message, "parameter": parameter}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _handles_errors(route: Callable[[Request], Any]) -> Callable[[Request], Any]:
@@ -164,10 +171,11 @@ def _handles_errors(route: Callable[[Request], Any]) -> Callable[[Request], Any]
         try:
             return await route(request)
         except BadRequest as e:
-            return _json_error(e)
+            return _json_error(request, str(e), e.parameter, e.status,
+                               {"Retry-After": "1"} if e.status == 503 else None)
         except Unauthorized as e:
-            return JSONResponse({"error": str(e), "parameter": "Authorization"}, status_code=401,
-                                headers={"WWW-Authenticate": 'Bearer realm="lazystream"'})
+            return _json_error(request, str(e), "Authorization", 401,
+                               {"WWW-Authenticate": 'Bearer realm="lazystream"'})
     wrapped.__name__ = route.__name__
     return wrapped
 
@@ -408,10 +416,12 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
         encode = _encode_sse if fmt == "sse" else _encode_ndjson
 
         async def body(stop: asyncio.Event) -> AsyncIterator[bytes]:
-            async for item in session_stream(edge.hub, req, keepalive=edge.keepalive, closing=stop):
-                data = encode(item)
-                if data:
-                    yield data
+            async with contextlib.aclosing(session_stream(edge.hub, req, keepalive=edge.keepalive,
+                                                          closing=stop)) as items:
+                async for item in items:
+                    data = encode(item)
+                    if data:
+                        yield data
         media = "text/event-stream; charset=utf-8" if fmt == "sse" else _NDJSON
         return _StreamResponse(edge, body, media)
 
@@ -430,7 +440,8 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
                   done: bytes | None) -> Callable[[asyncio.Event], AsyncIterator[bytes]]:
         async def body(stop: asyncio.Event) -> AsyncIterator[bytes]:
             projector = make()
-            async for item in session_stream(edge.hub, StreamRequest(sid), keepalive=edge.keepalive, closing=stop):
+            items = session_stream(edge.hub, StreamRequest(sid), keepalive=edge.keepalive, closing=stop)
+            async for item in _closing(items):
                 if item is HEARTBEAT:
                     yield _sse.KEEPALIVE
                 elif isinstance(item, Event):
@@ -540,6 +551,13 @@ async def _route_not_found(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     return JSONResponse({"error": f"no route {request.method} {request.url.path}; the routes: {_ROUTES}",
                          "parameter": "path"}, status_code=status)
+
+
+async def _closing(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Iterate ``items`` and close it when the consumer stops early (so its client slot is freed now)."""
+    async with contextlib.aclosing(items):
+        async for item in items:
+            yield item
 
 
 def _ended_before(sid: str, after: int) -> bool:

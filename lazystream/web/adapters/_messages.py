@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...events import Event
 
-__all__ = ["Messages"]
+__all__ = ["Messages", "UsageTotals"]
 
 
 class Messages:
@@ -41,3 +41,23 @@ class Messages:
         self._open[key] = message_id
         self.loose.append(message_id)
         return message_id, True
+
+
+class UsageTotals:
+    """The run's token totals: ``run_end``'s when it has them, else the sum of the ``usage`` events."""
+
+    _KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+    def __init__(self) -> None:
+        self.summed: dict[str, int] | None = None
+
+    def add(self, data: object) -> None:
+        if isinstance(data, dict):
+            total = self.summed or dict.fromkeys(self._KEYS, 0)
+            for k in self._KEYS:
+                if isinstance(data.get(k), int):
+                    total[k] += data[k]
+            self.summed = total
+
+    def final(self, run_usage: object) -> dict[str, int] | None:
+        return run_usage if isinstance(run_usage, dict) else self.summed

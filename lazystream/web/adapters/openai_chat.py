@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ...events import TERMINAL, Event
+from ._messages import UsageTotals
 
 __all__ = ["OpenAIProjector", "openai_chunks", "openai_completion"]
 
@@ -44,7 +45,7 @@ class OpenAIProjector:
         self._text_message: str | None = None   # the ns+message that wrote the last text
         self._wrote_text = False
         self._finish_reason = "stop"
-        self._usage: dict[str, int] | None = None
+        self._usage = UsageTotals()
         self._message_of: dict[tuple[str, ...], str] = {}
 
     @property
@@ -77,6 +78,8 @@ class OpenAIProjector:
             out.append(self._chunk({"content": data}))
         elif kind == "think" and isinstance(data, str) and data:
             out.append(self._chunk({"reasoning_content": data}))
+        elif kind == "usage":
+            self._usage.add(data)
         elif kind == "message_end" and isinstance(data, dict):
             reason = data.get("finish_reason")
             if reason in ("stop", "length"):
@@ -87,12 +90,12 @@ class OpenAIProjector:
             self._finished = True
         elif kind in ("run_end", TERMINAL) and isinstance(data, dict):
             status = str(data.get("status", "ok"))
-            self._usage = data.get("usage") or self._usage
+            usage = self._usage.final(data.get("usage"))
             self._finished = True
             if status == "ok":
                 out.append(self._chunk({}, self._finish_reason))
                 if self.include_usage:
-                    usage = self._usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+                    usage = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
                     out.append({**self._chunk(None), "usage": usage})
             else:
                 error = data.get("error") or {}

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ...events import TERMINAL, Event
-from ._messages import Messages
+from ._messages import Messages, UsageTotals
 
 __all__ = ["VercelProjector", "vercel_chunks", "HEADERS"]
 
@@ -48,7 +48,8 @@ class VercelProjector:
         self._text: set[str] = set()          # open text parts (by message id)
         self._reasoning: set[str] = set()     # open reasoning parts
         self._tools: dict[str, str] = {}      # tool calls whose input is streaming: id -> name
-        self._usage: dict[str, Any] | None = None
+        self._usage = UsageTotals()
+        self._run_usage: Any = None
 
     @property
     def finished(self) -> bool:
@@ -95,12 +96,14 @@ class VercelProjector:
                 out.append({"type": "tool-output-error", "toolCallId": call_id, "errorText": str(data["error"])})
             else:
                 out.append({"type": "tool-output-available", "toolCallId": call_id, "output": data.get("content")})
+        elif kind == "usage":
+            self._usage.add(data)
         elif kind == "status":
             out.append({"type": "data-status", "data": data, "transient": True})
         elif kind == "error" and isinstance(data, dict):
             out.append({"type": "error", "errorText": f"{data.get('type', 'Error')}: {data.get('message', '')}"})
         elif kind == "run_end" and isinstance(data, dict):
-            self._usage = data.get("usage") or self._usage
+            self._run_usage = data.get("usage")
             out.extend(self._finish(str(data.get("status", "ok"))))
         elif kind == TERMINAL:
             out.extend(self._finish(str(data.get("status", "ok")) if isinstance(data, dict) else "ok"))
@@ -130,7 +133,7 @@ class VercelProjector:
             out.append({"type": "abort"})
         else:
             out.append({"type": "finish", "finishReason": _FINISH.get(status, "other"),
-                        "messageMetadata": {"status": status, "usage": self._usage}})
+                        "messageMetadata": {"status": status, "usage": self._usage.final(self._run_usage)}})
         return out
 
 
