@@ -282,15 +282,15 @@ def test_a_run_is_readable_only_with_the_token_that_started_it_and_no_oracle(gua
     assert request(f"{guarded.url}/sessions/written-here", headers=alice)[0] == 404
 
 
-@pytest.mark.parametrize("sid, fragment", [("bad%00sid", "control character '\\\\x00'"),
-                                           ("a" * 300, "too long"), ("tab%09sid", "control character")])
+@pytest.mark.parametrize("sid, fragment", [("bad%00sid", "'bad\\x00sid' cannot be used"),
+                                           ("a" * 300, "at most 256 characters")])
 def test_sids_that_cannot_be_stored_exactly_are_refused_naming_them(app_server, sid, fragment):
     for path in (f"/sessions/{sid}", f"/sessions/{sid}/events", f"/sessions/{sid}/cancel"):
         status, _, body = request(app_server.url + path, method="POST" if path.endswith("cancel") else "GET")
         assert status == 400, path
         error = json.loads(body)
         assert error["parameter"] == "sid"
-        assert fragment.replace("\\\\", "\\") in error["error"]
+        assert fragment in error["error"]
 
 
 def test_cors_headers_only_for_configured_origins(fresh_home):

@@ -20,9 +20,9 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 
-__all__ = ["Access", "Unauthorized", "check_sid", "MAX_SID"]
+from ..session import _check_sid
 
-MAX_SID = 256
+__all__ = ["Access", "Unauthorized", "check_sid"]
 
 
 class Unauthorized(Exception):
@@ -30,26 +30,12 @@ class Unauthorized(Exception):
 
 
 def check_sid(sid: object, where: str = "sid") -> str:
-    """Return ``sid`` if the store can keep it exactly; raise ``ValueError`` naming it otherwise.
-
-    Refused: non-strings, the empty string, more than ``MAX_SID`` characters, NUL and other
-    control characters (a NUL cut keys short in batched writes, crossing sessions), and
-    lone surrogates (not UTF-8).
-    """
-    if not isinstance(sid, str) or not sid:
-        raise ValueError(f"{where}: a session id must be a non-empty string, got {sid!r}")
-    if len(sid) > MAX_SID:
-        raise ValueError(f"{where}: session id of {len(sid)} characters is too long; at most {MAX_SID}")
-    bad = next((c for c in sid if ord(c) < 0x20 or ord(c) == 0x7F), None)
-    if bad is not None:
-        raise ValueError(f"{where}: session id {sid!r} contains the control character {bad!r}; "
-                         "use printable characters only")
+    """Return ``sid`` if the store can keep it exactly; raise ``ValueError`` naming it otherwise
+    (the store's own rule, ``session._check_sid``: a NUL would cross sessions)."""
     try:
-        sid.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{where}: session id {sid!r} is not valid Unicode text (a lone surrogate); "
-                         "use printable characters only") from None
-    return sid
+        return _check_sid(sid, where)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
 
 
 def _digest(token: str) -> str:

@@ -145,7 +145,10 @@ class _Edge:
 
 
 def _exists(sid: str) -> bool:
-    return backend().session_info(sid) is not None or bool(read_session(sid, 0, limit=1))
+    info = backend().session_info(sid)
+    if info is not None:
+        return not info.get("pruned")   # a pruned session answers like an unknown one
+    return bool(read_session(sid, 0, limit=1))
 
 
 def _sid_param(sid: str) -> str:
