@@ -16,7 +16,7 @@ import pytest
 import lazystream
 from lazystream.queue import read_session
 from lazystream.web import SessionServer
-from webkit import WAIT, check_ui_stream, needs_run_model, sse_data
+from webkit import WAIT, check_ui_stream, sse_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import weather_agent  # noqa: E402,F401  (registers the seed's two tools)
@@ -135,7 +135,6 @@ def test_the_openai_sdk_gets_an_api_error_for_an_unknown_model(app_server):
         client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": "hi"}])
 
 
-@needs_run_model
 def test_the_ai_sdk_chat_transport_reads_the_agent_as_one_ui_message(app_server):
     report = check_ui_stream("--url", f"{app_server.url}/api/chat", QUERY)
     assert (report["invalid"], report["error"]) == ([], None)

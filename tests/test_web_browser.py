@@ -12,7 +12,6 @@ import pytest
 
 from lazystream.queue import read_session
 from lazystream.web import SessionServer
-from webkit import needs_run_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import weather_agent  # noqa: E402,F401
@@ -110,7 +109,6 @@ def test_a_reload_mid_run_resumes_without_duplicates(page):
     assert seqs == [e.seq for e in read_session(sid)]
 
 
-@needs_run_model
 def test_the_cancel_button_cancels_the_run(page):
     sid = start(page)
     page.wait_for_function("document.querySelector('[data-testid=status]').textContent === 'running'")

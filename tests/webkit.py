@@ -78,15 +78,6 @@ def cancelled_run() -> list[Event]:
     ]
 
 
-try:
-    import lazystream.runs  # noqa: F401
-    HAS_RUN_MODEL = True
-except ImportError:
-    HAS_RUN_MODEL = False
-# Until the run model (issue 10) is on main: no cancellation, tool-call arguments unparsed.
-needs_run_model = pytest.mark.skipif(not HAS_RUN_MODEL, reason="needs lazystream.runs (the run model, issue 10)")
-
-
 def node() -> str:
     """Path of ``node`` with the test packages installed, or skip (only when allowed)."""
     exe = shutil.which("node")

@@ -17,13 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import runs as _runs
 from ..module import ModuleBase
 from ..session import session
-
-try:
-    from .. import runs as _runs
-except ImportError:   # until the run model lands on main: see _runs_fallback
-    from . import _runs_fallback as _runs  # type: ignore[no-redef]
 
 __all__ = ["Runner", "RunInfo", "TooManyRuns", "module_name"]
 
