@@ -148,7 +148,7 @@ def _exists(sid: str) -> bool:
     info = backend().session_info(sid)
     if info is not None:
         return not info.get("pruned")   # a pruned session answers like an unknown one
-    return bool(read_session(sid, 0, limit=1))
+    return bool(read_session(sid, 0, limit=1, timeout=_GLANCE))
 
 
 def _sid_param(sid: str) -> str:
@@ -563,9 +563,15 @@ async def _closing(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
             yield item
 
 
+# A read that may block this long: a blocking read makes the store listen for other
+# processes' writes, so what they stored is seen (a plain read may answer from a cache).
+_GLANCE = 0.001
+
+
 def _ended_before(sid: str, after: int) -> bool:
     info = backend().session_info(sid)
-    return info is not None and info["ended"] is not None and not read_session(sid, after, limit=1)
+    return info is not None and info["ended"] is not None and \
+        not read_session(sid, after, limit=1, timeout=_GLANCE)
 
 
 def _read_to_end(sid: str) -> list[Event]:
