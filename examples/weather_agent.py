@@ -144,16 +144,21 @@ def main(argv: list[str] | None = None) -> int:
         engine = _use_bundled_engine(args.tps)
         print("# model: the bundled scripted engine with examples/weather_policy.py "
               "(set OPENAI_API_KEY to use a real model)")
-    try:
-        if not args.trace:
-            print("# --- streaming ---")
-            stream_only()
-        if not args.stream:
-            print("# --- streaming + return_trace ---")
-            stream_and_trace()
-    finally:
-        if engine is not None:
-            engine.stop()
+    import lazystream
+    # One session for both forms, ended (and so followable to its end) when they finish.
+    with lazystream.session() as sid:
+        print(f"# session {sid}: follow it from another terminal with `lazystream tail {sid} --text`; "
+              f"summarize it afterwards with `lazystream show {sid}`", flush=True)
+        try:
+            if not args.trace:
+                print("# --- streaming ---")
+                stream_only()
+            if not args.stream:
+                print("# --- streaming + return_trace ---")
+                stream_and_trace()
+        finally:
+            if engine is not None:
+                engine.stop()
     return 0
 
 

@@ -8,6 +8,7 @@ import importlib
 import sys as _sys
 
 from . import session as _session_mod
+from ._version import __version__
 from .events import Event
 from .executor import Thread, ThreadPoolExecutor
 from .flow import (BranchError, _0, _1, _2, _3, _4, _5, _6, _7, _8, _9, bind, diverter, ifs, loop, package,
@@ -52,7 +53,7 @@ def __dir__() -> list[str]:
 globals = _session_mod.globals  # noqa: A001 - the seed's name
 
 __all__ = [
-    "session", "current_sid", "globals", "Event",
+    "__version__", "session", "current_sid", "globals", "Event",
     "FileSystemQueue", "read_session", "tail", "StorageError", "ProducerGone", "SessionUnknown",
     "ThreadPoolExecutor", "Thread", "ModuleBase", "follow",
     "pipeline", "parallel", "diverter", "warp", "ifs", "switch", "loop", "bind", "package", "BranchError",

@@ -1,4 +1,4 @@
-"""``python -m lazystream <command>``: a small argparse dispatcher.
+"""``lazystream <command>`` (or ``python -m lazystream <command>``): a small argparse dispatcher.
 
 Each command is one ``_add_<name>(subparsers)`` function that adds its parser and sets
 ``run=`` to a function ``run(args) -> int``; add a command by writing one and listing it
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["COMMANDS", "main"]
 
 
 def _add_engine(sub: Any) -> None:
@@ -40,35 +40,63 @@ def _add_engine(sub: Any) -> None:
     p.set_defaults(run=_run_engine)
 
 
+def _fail(command: str, message: str) -> SystemExit:
+    """The one-line error every command ends with: ``lazystream COMMAND: message``."""
+    return SystemExit(f"lazystream {command}: {message}")
+
+
 def _load_policy(args: argparse.Namespace) -> Any:
     from .llm.engine import Script, demo_policy, echo
     if args.script:
-        with open(args.script, encoding="utf-8") as f:
-            turns = json.load(f)
+        try:
+            with open(args.script, encoding="utf-8") as f:
+                turns = json.load(f)
+        except OSError as e:
+            raise _fail("engine", f"--script {args.script}: cannot read it ({e.strerror or e}); "
+                                  f"give the path of a JSON file") from None
+        except ValueError as e:
+            raise _fail("engine", f"--script {args.script}: not valid JSON ({e}); expected a "
+                                  f"JSON list of replies") from None
         if not isinstance(turns, list):
-            raise SystemExit(f"--script {args.script}: expected a JSON list of replies, "
-                             f"got {type(turns).__name__}")
-        return Script(turns, loop=args.loop)
+            raise _fail("engine", f"--script {args.script}: expected a JSON list of replies, "
+                                  f"got {type(turns).__name__}")
+        try:
+            return Script(turns, loop=args.loop)
+        except (TypeError, ValueError) as e:
+            raise _fail("engine", f"--script {args.script}: {e}") from None
     if args.policy in ("demo", "echo"):
         return demo_policy if args.policy == "demo" else echo
     module, _, attr = args.policy.partition(":")
     if not module or not attr:
-        raise SystemExit(f"--policy {args.policy!r}: use 'demo', 'echo' or module:callable")
-    policy = getattr(importlib.import_module(module), attr, None)
+        raise _fail("engine", f"--policy {args.policy!r}: use 'demo', 'echo' or module:callable")
+    try:
+        loaded = importlib.import_module(module)
+    except Exception as e:  # noqa: BLE001 - any failure importing the user's module is reported in one line
+        raise _fail("engine", f"--policy {args.policy!r}: cannot import {module!r} "
+                              f"({type(e).__name__}: {e}); check the module name and PYTHONPATH") from None
+    policy = getattr(loaded, attr, None)
     if not callable(policy):
-        raise SystemExit(f"--policy {args.policy!r}: {attr!r} in {module!r} is not a callable")
+        raise _fail("engine", f"--policy {args.policy!r}: {attr!r} in {module!r} is not a callable")
     return policy
 
 
 def _run_engine(args: argparse.Namespace) -> int:
-    from .llm.engine import Engine, Faults
-    engine = Engine(_load_policy(args), tokens_per_second=args.tokens_per_second,
-                    chunk_size=args.chunk_size, ttft=args.ttft,
-                    faults=Faults(fail_first=args.fail_first, status=args.status,
-                                  cut_after=args.cut_after),
-                    tool_call_format=args.tool_call_format, model=args.model, host=args.host,
-                    port=args.port, api_key=args.api_key)
-    base_url = engine.start()
+    from .llm.engine import Engine, EngineError, Faults
+    if not 0 <= args.port <= 65535:
+        raise _fail("engine", f"--port {args.port} is out of range; use 1-65535, or 0 for a free port")
+    try:
+        engine = Engine(_load_policy(args), tokens_per_second=args.tokens_per_second,
+                        chunk_size=args.chunk_size, ttft=args.ttft,
+                        faults=Faults(fail_first=args.fail_first, status=args.status,
+                                      cut_after=args.cut_after),
+                        tool_call_format=args.tool_call_format, model=args.model, host=args.host,
+                        port=args.port, api_key=args.api_key)
+        base_url = engine.start()
+    except OSError as e:
+        raise _fail("engine", f"cannot listen on {args.host}:{args.port} ({e.strerror or e}); "
+                              f"pick another --port (0 picks a free one)") from None
+    except (EngineError, TypeError, ValueError) as e:
+        raise _fail("engine", str(e)) from None
     print(f"lazystream engine (scripted, not a model) serving at {base_url}", flush=True)
     try:
         engine.serve_forever()
@@ -179,13 +207,63 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: list[Callable[[Any], None]] = [_add_engine, _add_tail, _add_serve]
+def _add_sessions(sub: Any) -> None:
+    p = sub.add_parser("sessions", help="list stored sessions, newest first",
+                       description="List the sessions in the store (LAZYSTREAM_HOME), newest "
+                                   "first: id, status (ok, error, cancelled, running, or "
+                                   "'producer exited' when its process died before ending it), "
+                                   "events stored, age, and the process that wrote it.")
+    p.add_argument("-n", "--limit", type=int, default=20, help="show at most N sessions (default 20; 0: all)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    p.set_defaults(run=_run_sessions)
+
+
+def _run_sessions(args: argparse.Namespace) -> int:
+    from .inspection import format_sessions, list_sessions
+    from .queue import StorageError
+    if args.limit < 0:
+        raise _fail("sessions", f"--limit {args.limit} is negative; give a count, or 0 for all")
+    try:
+        rows = list_sessions(args.limit or None)
+    except StorageError as e:
+        raise _fail("sessions", str(e)) from None
+    if args.json:
+        for row in rows:
+            print(json.dumps(row.__dict__))
+    elif rows:
+        print(format_sessions(rows))
+    else:
+        print("no sessions stored (LAZYSTREAM_HOME is the store's directory)")
+    return 0
+
+
+def _add_show(sub: Any) -> None:
+    p = sub.add_parser("show", help="summarize one session: runs, messages, tool calls, usage, errors",
+                       description="Print a readable summary of a stored session: its runs, each "
+                                   "message's text, tool calls and usage, tool results, status "
+                                   "messages, errors and how it ended. 'tail SID' prints the raw events.")
+    p.add_argument("sid", help="the session id (see 'lazystream sessions')")
+    p.set_defaults(run=_run_show)
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    from .inspection import summarize
+    from .queue import StorageError
+    try:
+        print(summarize(args.sid))
+    except (LookupError, StorageError) as e:
+        raise _fail("show", str(e).strip("'\"")) from None
+    return 0
+
+
+COMMANDS: list[Callable[[Any], None]] = [_add_engine, _add_tail, _add_serve, _add_sessions, _add_show]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m lazystream",
-                                     description="lazystream command line")
+    from ._version import __version__
+    parser = argparse.ArgumentParser(prog="lazystream", description="lazystream command line")
+    parser.add_argument("--version", action="version", version=f"lazystream {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(sub)

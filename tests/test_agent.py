@@ -162,9 +162,12 @@ def test_a_traced_agent_on_a_non_streaming_model_writes_the_tool_call_events_its
 def test_the_example_prints_the_seed_shape(monkeypatch, capsys):
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "LAZYSTREAM_MODEL"):
         monkeypatch.delenv(var, raising=False)   # restored after the test
-    with lazystream.session():
-        assert weather_agent.main(["--tps", "2000"]) == 0
+    assert weather_agent.main(["--tps", "2000"]) == 0
     lines = capsys.readouterr().out.splitlines()
+    sid = lines[1].split()[2].rstrip(":")
+    assert lines[1] == (f"# session {sid}: follow it from another terminal with `lazystream tail "
+                        f"{sid} --text`; summarize it afterwards with `lazystream show {sid}`")
+    assert lazystream.read_session(sid)[-1].data == {"status": "ok"}   # followable to its end
     rets = [line for line in lines if line.startswith("ret: ")]
     assert rets == [f"ret: {ANSWER}", f"ret: {ANSWER}"]
     second = lines.index("# --- streaming + return_trace ---")
