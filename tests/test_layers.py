@@ -9,8 +9,8 @@ import pytest
 PKG = pathlib.Path(__file__).resolve().parent.parent / "lazystream"
 # Lowest first. A module's layer is its top-level name under lazystream/.
 ORDER = [
-    {"session"}, {"events"}, {"queue"}, {"executor", "runs"}, {"module", "flow", "follow", "stream"},
-    {"llm", "engine"}, {"tools"}, {"programs"}, {"streaming"}, {"web", "cli", "__main__"},
+    {"_version", "session"}, {"events"}, {"queue"}, {"executor", "runs"}, {"module", "flow", "follow", "stream"},
+    {"llm", "engine"}, {"tools"}, {"programs"}, {"streaming"}, {"web", "inspection", "cli", "__main__"},
 ]
 RANK = {name: i for i, names in enumerate(ORDER) for name in names}
 
