@@ -151,7 +151,12 @@ class ModuleBase:
     def submodules(self) -> list[ModuleBase]:
         """Return the direct submodules, in attribute order, each once."""
         seen: set[int] = set()
-        return [m for _, m in _children(self) if not (id(m) in seen or seen.add(id(m)))]
+        out: list[ModuleBase] = []
+        for _, m in _children(self):
+            if id(m) not in seen:
+                seen.add(id(m))
+                out.append(m)
+        return out
 
     def start(self) -> ModuleBase:
         """Start every module of the tree once (deploy servers, load resources); return self."""

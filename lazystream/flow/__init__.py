@@ -14,6 +14,5 @@ from .pipeline import loop, pipeline
 
 _0, _1, _2, _3, _4, _5, _6, _7, _8, _9 = placeholders
 
-__all__ = ["FlowBase", "pipeline", "loop", "parallel", "diverter", "warp", "ifs", "switch",
-           "bind", "package", "BranchError",
-           "_0", "_1", "_2", "_3", "_4", "_5", "_6", "_7", "_8", "_9"]
+__all__ = ["BranchError", "FlowBase", "_0", "_1", "_2", "_3", "_4", "_5", "_6", "_7", "_8", "_9",
+           "bind", "diverter", "ifs", "loop", "package", "parallel", "pipeline", "switch", "warp"]

@@ -13,7 +13,7 @@ import itertools
 import sys
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from ..module import ModuleBase
 from .bind import _FlowArg, bind
@@ -123,7 +123,7 @@ class FlowBase(ModuleBase):
             if current is None or isinstance(current, (FlowBase, bind)):
                 self._frame.f_locals[key] = step
 
-    def _enter(self, frame: Any) -> "FlowBase":
+    def _enter(self, frame: Any) -> FlowBase:
         if self._items:
             raise ValueError(f"{self._kind}: a flow given steps as arguments cannot also take "
                              f"steps in a `with` block; write `with {self._kind}() as p:`")
@@ -133,10 +133,10 @@ class FlowBase(ModuleBase):
             object.__setattr__(self, "_known_names", set(frame.f_locals))
         return self
 
-    def __enter__(self) -> "FlowBase":
+    def __enter__(self) -> FlowBase:  # noqa: PYI034 - the flow _enter opens, not always self
         return self._enter(sys._getframe(1))
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: object) -> Literal[False]:
         if self._auto_capture and exc[0] is None:
             # `auto_capture=True`: the variables the block newly defined are the steps.
             for key, value in list(self._frame.f_locals.items()):

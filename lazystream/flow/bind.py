@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["bind", "Placeholder", "placeholders"]
+__all__ = ["Placeholder", "bind", "placeholders"]
 
 # Each running pipeline publishes {"input": ..., "kwargs": ..., <step id>: output} under its
 # own id. The mapping is replaced (never mutated) per pipeline call, so concurrent branches
 # and executor workers (which copy the context) each see their own callers' values.
-_sources: ContextVar[dict[str, dict[Any, Any]]] = ContextVar("lazystream_bind_sources", default={})
+_sources: ContextVar[dict[str, dict[Any, Any]]] = ContextVar(
+    "lazystream_bind_sources", default={})  # noqa: B039 - never mutated, only replaced (above)
 
 
 @contextlib.contextmanager
@@ -36,6 +37,7 @@ class Placeholder:
     """``_i``: the i-th input of the bound step."""
 
     __slots__ = ("idx",)
+    idx: int
 
     def __init__(self, idx: int) -> None:
         object.__setattr__(self, "idx", idx)
@@ -64,12 +66,12 @@ class _FlowArg:
         self._item: Any = self._NONE
         self._attr: Any = self._NONE
 
-    def __getitem__(self, key: Any) -> "_FlowArg":
+    def __getitem__(self, key: Any) -> _FlowArg:
         other = _FlowArg(self._flow, self._target, unpack=self._unpack)
         other._item = key
         return other
 
-    def __getattr__(self, key: str) -> "_FlowArg":
+    def __getattr__(self, key: str) -> _FlowArg:
         if key.startswith("__"):
             raise AttributeError(key)
         other = _FlowArg(self._flow, self._target, unpack=self._unpack)
@@ -99,7 +101,7 @@ class _FlowArg:
         return f"<{self._flow.name} {what}>"
 
 
-class bind:  # noqa: N801 - LazyLLM's name
+class bind:
     """``bind(f, *args, **kwargs)``: ``f`` with arguments fixed or routed (see the module doc).
 
     Calling it with the step's inputs returns ``f(*resolved args, **resolved kwargs)``.
@@ -109,7 +111,7 @@ class bind:  # noqa: N801 - LazyLLM's name
 
     _EMPTY = object()
 
-    def __init__(self, __f: Any = _EMPTY, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, __f: Any = _EMPTY, *args: Any, **kwargs: Any) -> None:  # noqa: PYI063 - LazyLLM's signature
         if isinstance(__f, type) and __f is not bind._EMPTY:
             __f = __f()
         object.__setattr__(self, "_f", __f)
@@ -117,7 +119,7 @@ class bind:  # noqa: N801 - LazyLLM's name
         object.__setattr__(self, "_kwargs", kwargs)
 
     # `f | bind(...)`: the function goes in front of the bound arguments.
-    def __ror__(self, f: Any) -> "bind":
+    def __ror__(self, f: Any) -> bind:
         if self._f is not bind._EMPTY:
             object.__setattr__(self, "_args", (self._f, *self._args))
         object.__setattr__(self, "_f", f)
@@ -152,11 +154,11 @@ class bind:  # noqa: N801 - LazyLLM's name
         return self._call(args, kwargs, None)
 
     # A bound flow still works as the flow: `with pipeline().bind(x=...) as p1.p2:`.
-    def __enter__(self) -> "bind":
+    def __enter__(self) -> bind:  # noqa: PYI034 - mirrors the bound flow's __enter__
         self._f._enter(sys._getframe(1))
         return self
 
-    def __exit__(self, *exc: Any) -> bool:
+    def __exit__(self, *exc: object) -> bool:
         return self._f.__exit__(*exc)
 
     def __getattr__(self, key: str) -> Any:
@@ -165,7 +167,7 @@ class bind:  # noqa: N801 - LazyLLM's name
     def __setattr__(self, key: str, value: Any) -> None:
         setattr(self._f, key, value)
 
-    def bind(self, *args: Any, **kwargs: Any) -> "bind":
+    def bind(self, *args: Any, **kwargs: Any) -> bind:
         return bind(self, *args, **kwargs)
 
     def __repr__(self) -> str:

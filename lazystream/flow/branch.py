@@ -23,7 +23,7 @@ def _takes_no_arguments(fn: Callable[..., Any]) -> bool:
         return False
 
 
-class ifs(FlowBase):  # noqa: N801 - LazyLLM's lower-case flow names
+class ifs(FlowBase):
     """``ifs(cond, tpath, fpath)(x)`` is ``tpath(x)`` if ``cond(x)`` else ``fpath(x)``.
 
     ``cond`` may be a bool, or a callable of the input (or of nothing).
@@ -53,7 +53,7 @@ class ifs(FlowBase):  # noqa: N801 - LazyLLM's lower-case flow names
             return self._invoke(tpath if flag else fpath, value, **kwargs)
 
 
-class switch(FlowBase):  # noqa: N801
+class switch(FlowBase):
     """Run the path of the first case that matches; return its output.
 
     ``switch(cond1, path1, cond2, path2, ..., 'default', path)`` or ``switch({cond: path})``,
@@ -84,7 +84,7 @@ class switch(FlowBase):  # noqa: N801
         object.__setattr__(self, "_judge_on_full_input", bool(judge_on_full_input))
 
     @property
-    def case(self) -> "_Case":
+    def case(self) -> _Case:
         """Add a case: ``sw.case[cond::path]``, ``sw.case[cond, path]`` or ``sw.case(cond, path)``."""
         return _Case(self)
 

@@ -12,7 +12,7 @@ from typing import Any
 __all__ = ["package"]
 
 
-class package(tuple):  # noqa: N801 - LazyLLM's name
+class package(tuple):
     """A tuple that the next step receives as separate positional arguments.
 
     ``package(1, 2)`` and ``package([1, 2])`` are both ``(1, 2)``; ``package(x)`` of one
@@ -21,7 +21,7 @@ class package(tuple):  # noqa: N801 - LazyLLM's name
 
     __slots__ = ()
 
-    def __new__(cls, *values: Any) -> "package":
+    def __new__(cls, *values: Any) -> package:  # noqa: PYI034 - always a package, as LazyLLM's
         if len(values) == 1 and isinstance(values[0], (tuple, list, types.GeneratorType)):
             return super().__new__(cls, values[0])
         return super().__new__(cls, values)

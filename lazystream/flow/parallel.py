@@ -18,7 +18,7 @@ from ._base import FlowBase, step_name
 from .package import package
 from .pipeline import pipeline
 
-__all__ = ["parallel", "diverter", "warp", "BranchError"]
+__all__ = ["BranchError", "diverter", "parallel", "warp"]
 
 _DEFAULT_CONCURRENCY = 5   # LazyLLM's default number of branch threads
 
@@ -31,7 +31,7 @@ class BranchError(RuntimeError):
         self.branch = branch
 
 
-class parallel(FlowBase):  # noqa: N801 - LazyLLM's lower-case flow names
+class parallel(FlowBase):
     """Give the same input to every branch, run them at once, return results in branch order.
 
     ``_concurrent``: True (up to 5 branches at once), an int (that many), or False (one by
@@ -57,12 +57,12 @@ class parallel(FlowBase):  # noqa: N801 - LazyLLM's lower-case flow names
         object.__setattr__(self, "_joiner", "")
 
     @classmethod
-    def sequential(cls, *steps: Any, **kwargs: Any) -> "parallel":
+    def sequential(cls, *steps: Any, **kwargs: Any) -> parallel:
         """The same flow, running its branches one after another."""
         return cls(*steps, _concurrent=False, **kwargs)
 
     # --- the shape of the result ------------------------------------------------------
-    def _set_shape(self, shape: str, joiner: str = "") -> "parallel":
+    def _set_shape(self, shape: str, joiner: str = "") -> parallel:
         if self._shape is not None:
             raise ValueError(f"{self._kind}: the result is already shaped by .{self._shape}; "
                              f"choose one of .sum, .asdict, .astuple, .aslist, .join()")
@@ -71,26 +71,26 @@ class parallel(FlowBase):  # noqa: N801 - LazyLLM's lower-case flow names
         return self
 
     @property
-    def sum(self) -> "parallel":
+    def sum(self) -> parallel:
         """Return the sum of the results (strings are concatenated)."""
         return self._set_shape("sum")
 
     @property
-    def asdict(self) -> "parallel":
+    def asdict(self) -> parallel:
         """Return ``{step name: result}``; every step must be named."""
         return self._set_shape("asdict")
 
     @property
-    def astuple(self) -> "parallel":
+    def astuple(self) -> parallel:
         """Return a plain ``tuple`` (the next step gets it as one argument)."""
         return self._set_shape("astuple")
 
     @property
-    def aslist(self) -> "parallel":
+    def aslist(self) -> parallel:
         """Return a ``list``."""
         return self._set_shape("aslist")
 
-    def join(self, string: str = "") -> "parallel":
+    def join(self, string: str = "") -> parallel:
         """Return the results' ``str`` joined by ``string``."""
         if not isinstance(string, str):
             raise TypeError(f"{self._kind}.join: the separator must be a str, got {string!r}")
@@ -149,7 +149,7 @@ class parallel(FlowBase):  # noqa: N801 - LazyLLM's lower-case flow names
         return self._shaped(package(results))
 
 
-class diverter(parallel):  # noqa: N801
+class diverter(parallel):
     """Branch i gets input i: ``diverter(f, g)(x, y) == (f(x), g(y))``.
 
     The inputs are the call's arguments, one tuple/list, or a dict keyed by step name.
@@ -175,7 +175,7 @@ class diverter(parallel):  # noqa: N801
         return list(self._items), list(value)
 
 
-class warp(parallel):  # noqa: N801
+class warp(parallel):
     """Run one step (several steps form a pipeline) on each input at once:
     ``warp(f)(1, 2, 3) == (f(1), f(2), f(3))``.
 
@@ -195,7 +195,7 @@ class warp(parallel):  # noqa: N801
             object.__setattr__(self, "_item_names", [None])
 
     @property
-    def asdict(self) -> "parallel":
+    def asdict(self) -> parallel:
         raise ValueError("warp: .asdict is not available (its branches are its inputs, which "
                          "have no names); use .aslist or .astuple")
 
@@ -203,6 +203,6 @@ class warp(parallel):  # noqa: N801
         if isinstance(value, package) and len(value) == 1:
             value = value[0]
         if not isinstance(value, (tuple, list)):
-            raise ValueError(f"warp: needs several inputs (arguments or one tuple/list), got "
+            raise ValueError(f"warp: needs several inputs (arguments or one tuple/list), got "  # noqa: TRY004 - callers handle ValueError for every bad value
                              f"{value!r}")
         return self._items * len(value), list(value)

@@ -14,10 +14,10 @@ from ..session import ns_scope
 from ._base import FlowBase, split_judged
 from .bind import _FlowArg, _publishing
 
-__all__ = ["pipeline", "loop"]
+__all__ = ["loop", "pipeline"]
 
 
-class pipeline(FlowBase):  # noqa: N801 - LazyLLM's lower-case flow names
+class pipeline(FlowBase):
     """Feed the input to the first step and each step's output to the next; return the last.
 
     ``p.input`` / ``p.kwargs`` / ``p.output(step)`` name the running pipeline's values for
@@ -70,7 +70,7 @@ class pipeline(FlowBase):  # noqa: N801 - LazyLLM's lower-case flow names
         return value
 
 
-class loop(pipeline):  # noqa: N801
+class loop(pipeline):
     """Run the steps as a pipeline, feeding the output back in, until ``stop_condition``
     (called with the output) is true or ``count`` rounds ran; return the last output.
 

@@ -31,7 +31,7 @@ from . import _process_group
 from .engine import Engine
 from .errors import DeployError, LLMConfigError
 
-__all__ = ["Deployment", "EngineDeployment", "ProcessDeployment", "deployment_for", "KNOWN"]
+__all__ = ["KNOWN", "Deployment", "EngineDeployment", "ProcessDeployment", "deployment_for"]
 
 log = logging.getLogger("lazystream.llm")
 
@@ -51,7 +51,7 @@ _KILL_GRACE = 5.0
 # deploy="engine" stands in for a model: it streams at a fast model's pace, so a reader
 # polling the queue sees the tokens arrive one by one, as the seed shows.
 ENGINE_TOKENS_PER_SECOND = 200.0
-_live: "weakref.WeakSet[Deployment]" = weakref.WeakSet()
+_live: weakref.WeakSet[Deployment] = weakref.WeakSet()
 
 
 class Deployment:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["seed_view", "reply_trace_text"]
+__all__ = ["reply_trace_text", "seed_view"]
 
 
 def _parsed(raw: Any) -> Any:

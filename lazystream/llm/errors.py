@@ -1,7 +1,7 @@
 """The exceptions the LLM modules raise. Each chains the underlying ``openai`` error."""
 from __future__ import annotations
 
-__all__ = ["LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError"]
+__all__ = ["DeployError", "LLMConfigError", "LLMError", "LLMStreamError", "LLMTimeoutError"]
 
 
 class LLMError(RuntimeError):

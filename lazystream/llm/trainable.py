@@ -11,10 +11,10 @@ from typing import Any
 
 from ..module import ModuleBase
 from ._deploy import Deployment, deployment_for
+from ._tool_reply import reply_trace_text
 from .engine import Engine
 from .engine.rawtext import get_format
 from .errors import LLMConfigError
-from ._tool_reply import reply_trace_text
 from .online import OnlineChatModule
 
 __all__ = ["TrainableModule"]
@@ -106,7 +106,7 @@ class TrainableModule(ModuleBase):
         if deployment is not None:
             deployment.stop()
 
-    def forward(self, input: Any, **kwargs: Any) -> str | dict[str, Any]:  # noqa: A002
+    def forward(self, input: Any, **kwargs: Any) -> str | dict[str, Any]:
         """Chat with the deployed model; see ``OnlineChatModule.forward``."""
         llm = self._llm
         if llm is None:

@@ -15,6 +15,6 @@ from .tool import Tool
 
 context = settings.context  # DSPy's `dspy.context(...)`
 
-__all__ = ["Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought",
-           "Module", "Tool", "LM", "configure", "settings", "Adapter", "ChatAdapter",
-           "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback", "context", "asyncify"]
+__all__ = ["LM", "Adapter", "AdapterParseError", "BaseCallback", "ChainOfThought", "ChatAdapter",
+           "InputField", "JSONAdapter", "Module", "OutputField", "Predict", "Prediction",
+           "Signature", "Tool", "XMLAdapter", "asyncify", "configure", "context", "settings"]

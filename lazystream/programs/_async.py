@@ -16,7 +16,7 @@ from typing import Any
 from ..module import ModuleBase, _callbacks, _fire
 from ..session import _ns
 
-__all__ = ["acall_module", "forward_in_thread", "asyncify"]
+__all__ = ["acall_module", "asyncify", "forward_in_thread"]
 
 
 def asyncify(program: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:

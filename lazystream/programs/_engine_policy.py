@@ -35,15 +35,14 @@ from .adapters.xml_adapter import elements
 __all__ = ["program_policy"]
 
 _CHAT_ASK = re.compile(r"Respond with the corresponding output fields, starting with the field "
-                       r"(.*?)and then ending with the marker", re.S)
+                       r"(.*?)and then ending with the marker", re.DOTALL)
 _JSON_ASK = re.compile(r"Respond with a JSON object in the following order of fields: (.*?)\.\s*$",
-                       re.S)
+                       re.DOTALL)
 _XML_ASK = re.compile(r"Respond with the corresponding output fields wrapped in XML tags (.*?)\.\s*$",
-                      re.S)
-_FIELD_TYPE = re.compile(r"^\d+\. `(\w+)` \(([^)]*)\)", re.M)
+                      re.DOTALL)
+_FIELD_TYPE = re.compile(r"^\d+\. `(\w+)` \(([^)]*)\)", re.MULTILINE)
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
-_WORDS = ("the quick brown fox jumps over the lazy dog while a patient river carries "
-          "small boats past quiet villages").split()
+_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "while", "a", "patient", "river", "carries", "small", "boats", "past", "quiet", "villages"]
 
 
 def program_policy(request: Request) -> str:
@@ -55,16 +54,17 @@ def program_policy(request: Request) -> str:
         inputs = {k: _plain(v) for k, v in elements(user[:as_xml.start()]).items()}
         values = _Composer(inputs, names).values()
         return "\n\n".join(f"<{n}>\n{values[n]}\n</{n}>" for n in names)
-    if not chat and not as_json:
+    found = chat or as_json
+    if found is None:
         return user
-    ask = (chat or as_json).group(1)
+    ask = found.group(1)
     names = [n for n in re.findall(r"\[\[ ## (\w+) ## \]\]", ask) if n != "completed"] \
         if chat else re.findall(r"`(\w+)`", ask)
     system = "".join(content_text(m.get("content")) for m in request.messages
                      if m.get("role") == "system")
     outputs_part = system.split("Your output fields are:", 1)[-1]
     types = dict(_FIELD_TYPE.findall(outputs_part))
-    inputs = {k: _plain(v) for k, v in sections(user[:(chat or as_json).start()]).items()}
+    inputs = {k: _plain(v) for k, v in sections(user[:found.start()]).items()}
     values = _Composer(inputs, names).values()
     if as_json:
         return json.dumps({n: _typed(values[n], types.get(n, "str")) for n in names},

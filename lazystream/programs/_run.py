@@ -21,13 +21,13 @@ import itertools
 import threading
 from contextvars import ContextVar
 
-__all__ = ["StreamRun", "current_run", "token_run", "check_cancelled"]
+__all__ = ["StreamRun", "check_cancelled", "current_run", "token_run"]
 
 
 class StreamRun:
     """State one ``streamify`` call shares with the program it runs."""
 
-    __slots__ = ("cancelled", "names", "wanted", "_calls")
+    __slots__ = ("_calls", "cancelled", "names", "wanted")
 
     def __init__(self, names: dict[int, str], wanted: set[str]) -> None:
         self.cancelled = threading.Event()

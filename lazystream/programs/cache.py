@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-__all__ = ["key", "get", "put", "clear", "MEMORY_ENTRIES"]
+__all__ = ["MEMORY_ENTRIES", "clear", "get", "key", "put"]
 
 MEMORY_ENTRIES = 4096
 

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from .settings import settings
 
-__all__ = ["BaseCallback", "ACTIVE_CALL_ID", "call_with_callbacks", "acall_with_callbacks",
-           "active_callbacks"]
+__all__ = ["ACTIVE_CALL_ID", "BaseCallback", "acall_with_callbacks", "active_callbacks",
+           "call_with_callbacks"]
 
 logger = logging.getLogger(__name__)
 

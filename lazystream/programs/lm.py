@@ -122,7 +122,9 @@ class LM(ModuleBase):
     async def acall(self, prompt: str | None = None, messages: list[dict[str, Any]] | None = None,
                     **kwargs: Any) -> list[str]:
         """Await ``[reply text]``: ``forward``'s async twin (``openai.AsyncOpenAI``)."""
-        from ._async import acall_module  # late: _async imports module.py, which is fine
+        from ._async import (
+            acall_module,  # late: _async imports module.py, which is fine
+        )
 
         given = {k: v for k, v in (("prompt", prompt), ("messages", messages)) if v is not None}
         return await acall_with_callbacks(

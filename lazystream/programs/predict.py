@@ -8,6 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
+from types import FrameType
 from typing import Any
 
 from ..queue import emit
@@ -20,14 +21,15 @@ from .prediction import Prediction
 from .settings import lm_string_error, settings
 from .signature import MISSING, OutputField, Signature, ensure_signature
 
-__all__ = ["Predict", "ChainOfThought"]
+__all__ = ["ChainOfThought", "Predict"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _user_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside lazystream."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame, level = frame.f_back, level + 1
     return level
@@ -118,7 +120,7 @@ class Predict(Module):
         if isinstance(lm, str):
             raise lm_string_error(lm)
         if not callable(lm):
-            raise ValueError(f"LM must be an instance of `dspy.BaseLM`, not {type(lm)}. "
+            raise ValueError(f"LM must be an instance of `dspy.BaseLM`, not {type(lm)}. "  # noqa: TRY004 - callers handle ValueError for every bad value
                              f"Received `lm={lm!r}`.")
         for name, field in sig.input_fields.items():
             if name not in kwargs and field.default is not MISSING:

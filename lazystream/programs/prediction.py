@@ -91,7 +91,7 @@ class Prediction:
         internal and left out unless ``include_dspy=True``."""
         return [(k, v) for k, v in self._store.items() if include_dspy or not k.startswith("dspy_")]
 
-    def toDict(self) -> dict[str, Any]:  # noqa: N802 - DSPy's name
+    def toDict(self) -> dict[str, Any]:
         """Return a copy of the fields as a plain dict."""
         return dict(self._store)
 

@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["settings", "configure", "Settings"]
+__all__ = ["Settings", "configure", "settings"]
 
 _DEFAULTS: dict[str, Any] = {"lm": None, "adapter": None, "callbacks": (),
                               "allow_tool_async_sync_conversion": False, "track_usage": False}

@@ -45,8 +45,9 @@ from typing import Any
 
 from ..events import Event
 
-__all__ = ["TOMBSTONES", "Backend", "StorageError", "QueueBusy", "Row", "Key", "encode", "encode_ns", "decode_ns", "decode",
-           "make_event", "owner_token", "owner_alive", "pid_alive", "MAX_DEPTH"]
+__all__ = ["MAX_DEPTH", "TOMBSTONES", "Backend", "Key", "QueueBusy", "Row", "StorageError",
+           "decode", "decode_ns", "encode", "encode_ns", "make_event", "owner_alive", "owner_token",
+           "pid_alive"]
 
 # (sid, queue, kind, ns_json, data_json, ts): one encoded event, before it has a seq.
 Row = tuple[str, str, str, str, str, float]

@@ -34,9 +34,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..events import TERMINAL, Event
-from ._backend import Backend, Key, Row, StorageError, decode, decode_ns, encode_ns, owner_token
+from ._backend import (
+    Backend,
+    Key,
+    Row,
+    StorageError,
+    decode,
+    decode_ns,
+    encode_ns,
+    owner_token,
+)
 
-__all__ = ["Hub", "LINGER", "MAX_PENDING"]
+__all__ = ["LINGER", "MAX_PENDING", "Hub"]
 
 LINGER = 0.002                 # s between two stores of one process (group commit)
 MAX_PENDING = 20_000           # rows waiting in memory before producers wait
@@ -57,7 +66,7 @@ class _Tail:
     tuple per row; readers decode only what they read, once.
     """
 
-    __slots__ = ("sid", "recs", "seqs", "floor", "epoch", "last_by_queue", "ended")
+    __slots__ = ("ended", "epoch", "floor", "last_by_queue", "recs", "seqs", "sid")
 
     def __init__(self, sid: str, floor: int, epoch: int) -> None:
         self.sid = sid
@@ -140,7 +149,7 @@ def _value(rec: tuple) -> Any:
 
 
 class _Cursor:
-    __slots__ = ("pos", "lock")
+    __slots__ = ("lock", "pos")
 
     def __init__(self, pos: int) -> None:
         self.pos = pos
@@ -189,7 +198,7 @@ class Hub:
         self._waiting: dict[Key, list] = {}
         self._watching = False
         ref = weakref.ref(self)
-        atexit.register(lambda: (h := ref()) is not None and h.close())
+        atexit.register(lambda: None if (h := ref()) is None else h.close())
 
     # --- writing ------------------------------------------------------------------------
     def append(self, row: Row, value: Any = None) -> None:

@@ -24,7 +24,16 @@ from typing import Any
 import filelock
 
 from ..events import TERMINAL, Event
-from ._backend import TOMBSTONES, Backend, QueueBusy, Row, StorageError, decode, decode_ns, owner_alive
+from ._backend import (
+    TOMBSTONES,
+    Backend,
+    QueueBusy,
+    Row,
+    StorageError,
+    decode,
+    decode_ns,
+    owner_alive,
+)
 from ._wakeup import Wakeup
 
 __all__ = ["SqliteBackend"]

@@ -10,5 +10,5 @@ from .status import StatusMessageProvider
 from .streamify import streamify
 from .sync import apply_sync_streaming
 
-__all__ = ["streamify", "StreamListener", "StreamResponse", "StatusMessage",
-           "StatusMessageProvider", "streaming_response", "apply_sync_streaming"]
+__all__ = ["StatusMessage", "StatusMessageProvider", "StreamListener", "StreamResponse",
+           "apply_sync_streaming", "streamify", "streaming_response"]

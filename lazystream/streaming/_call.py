@@ -55,7 +55,7 @@ def _program_name(program: Any) -> str:
 class _Field:
     """The state of one listened field in one LM call."""
 
-    __slots__ = ("target", "scanner")
+    __slots__ = ("scanner", "target")
 
     def __init__(self, target: Target, scanner: FieldScanner) -> None:
         self.target = target

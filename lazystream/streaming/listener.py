@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
 __all__ = ["StreamListener"]
 
 
@@ -81,6 +80,7 @@ def resolve(program: Any, listeners: list[StreamListener]) -> tuple[list[Target]
             raise TypeError(f"streamify: stream_listeners must hold StreamListener objects, "
                             f"got {listener!r}")
         field = listener.signature_field_name
+        key: str | None
         if listener.predict is None:
             owners = [(n, p) for n, p in named if field in p.signature.output_fields]
             if not owners:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["StreamResponse", "StatusMessage"]
+__all__ = ["StatusMessage", "StreamResponse"]
 
 
 @dataclass(slots=True)

@@ -113,7 +113,7 @@ class _StatusCallback(BaseCallback):
         hook = f"{_kind(instance)}_start_status_message"
         self.hooks._emit(hook, getattr(self.hooks.provider, hook)(instance, inputs))
 
-    def _end(self, call_id: str, outputs: Any, exception: BaseException | None) -> None:
+    def _end(self, call_id: str, outputs: Any | None, exception: BaseException | None = None) -> None:
         instance = self._open.pop(call_id, None)
         if instance is not None:
             self.hooks.on_module_end(instance, outputs, exception)

@@ -23,9 +23,9 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
+from ._call import StreamCall
 from .listener import StreamListener, resolve
 from .status import StatusMessageProvider
-from ._call import StreamCall
 
 __all__ = ["streamify"]
 
@@ -72,7 +72,7 @@ def streamify(program: Callable[..., Any],
     if not callable(program):
         raise TypeError(f"streamify: program must be callable (a Module, Predict, …), got "
                         f"{program!r}")
-    run: Callable[..., Any] = program
+    run: Callable[..., Any] | None = program
     is_async = inspect.iscoroutinefunction(program)
     if is_async_program and not is_async:
         run = getattr(program, "acall", None)

@@ -67,7 +67,7 @@ def apply_sync_streaming(async_generator: AsyncIterator[Any]) -> Generator[Any, 
         if not finished:
             started.wait(_JOIN)
             loop, task = handle.get("loop"), handle.get("task")
-            if loop is not None:
+            if loop is not None and task is not None:
                 try:
                     loop.call_soon_threadsafe(task.cancel)
                 except RuntimeError:

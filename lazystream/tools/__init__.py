@@ -20,5 +20,5 @@ from ._schema import ToolSchemaError
 from .function_call import FunctionCall, FunctionCallAgent, ToolCallLimitError
 from .react_agent import ReactAgent
 
-__all__ = ["fc_register", "FunctionCall", "FunctionCallAgent", "ReactAgent", "ToolCallLimitError",
-           "ToolSchemaError", "Tool"]
+__all__ = ["FunctionCall", "FunctionCallAgent", "ReactAgent", "Tool", "ToolCallLimitError",
+           "ToolSchemaError", "fc_register"]

@@ -1,8 +1,10 @@
-"""Docstring parsing for tool schemas: the summary and each parameter's description and type.
+"""Docstring parsing for tool schemas, with ``docstring_parser``: the summary and each
+parameter's description and type text.
 
-Google style (``Args:`` / ``Arguments:`` / ``Parameters:``) and reST (``:param x:``,
-``:param int x:``, ``:type x:``) are understood. The text is only parsed; nothing in a
-docstring is ever evaluated.
+Google (``Args:``), NumPy (``Parameters`` / ``----------``), reST (``:param x:``,
+``:type x:``) and one-line docstrings are understood. The seed's page writes Google
+sections flush left; those are indented before parsing. Nothing in a docstring is
+evaluated.
 """
 from __future__ import annotations
 
@@ -10,16 +12,13 @@ import inspect
 import re
 from dataclasses import dataclass, field
 
-_ARGS_HEADERS = {"args", "arguments", "parameters", "params", "keyword args",
-                 "keyword arguments", "kwargs", "other parameters"}
-_OTHER_HEADERS = {"returns", "return", "yields", "yield", "raises", "raise", "examples",
-                  "example", "note", "notes", "see also", "warning", "warnings",
-                  "attributes", "todo", "references"}
-_HEADER = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?)\s*:\s*$")
-_REST_PARAM = re.compile(r"^:param\s+(?:(?P<type>[^:]+?)\s+)?(?P<name>\*{0,2}\w+)\s*:\s*(?P<desc>.*)$")
-_REST_TYPE = re.compile(r"^:type\s+(?P<name>\*{0,2}\w+)\s*:\s*(?P<type>.*)$")
-_REST_ANY = re.compile(r"^:\w+")
-_GOOGLE_NAME = re.compile(r"^(\*{0,2}\w+)\s*")
+import docstring_parser
+
+__all__ = ["ParsedDoc", "parse_docstring"]
+
+_GOOGLE_HEADER = re.compile(r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|"
+                            r"Other Parameters|Returns|Return|Yields|Yield|Raises|Raise|Examples?|"
+                            r"Notes?|Warnings?|See Also|Attributes|Todo|References):\s*$")
 
 
 @dataclass
@@ -31,36 +30,32 @@ class ParsedDoc:
     types: dict[str, str] = field(default_factory=dict)
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _split_google_entry(text: str) -> tuple[str, str | None, str] | None:
-    """Split ``name (type): description`` into its parts; ``None`` if it is not an entry."""
-    m = _GOOGLE_NAME.match(text)
-    if not m:
-        return None
-    name, rest = m.group(1), text[m.end():]
-    type_text = None
-    if rest.startswith("("):
-        depth = 0
-        for i, ch in enumerate(rest):
-            depth += ch in "([{"
-            depth -= ch in ")]}"
-            if depth == 0:
-                type_text, rest = rest[1:i].strip(), rest[i + 1:].lstrip()
-                break
+def _indent_flush_left_sections(text: str) -> str:
+    """Indent the entries of Google sections written at the header's own indentation."""
+    lines = text.splitlines()
+    flush = any(_GOOGLE_HEADER.match(line) and i + 1 < len(lines) and lines[i + 1].strip()
+                and not lines[i + 1][0].isspace() and not _GOOGLE_HEADER.match(lines[i + 1])
+                for i, line in enumerate(lines))
+    if not flush:
+        return text
+    out, in_section = [], False
+    for line in lines:
+        if _GOOGLE_HEADER.match(line):
+            in_section = True
+            out.append(line)
         else:
-            return None
-    if not rest.startswith(":"):
-        return None
-    return name.lstrip("*"), type_text, rest[1:].strip()
+            out.append("    " + line if in_section and line.strip() else line)
+    return "\n".join(out)
+
+
+def _flat(text: str | None) -> str:
+    return " ".join((text or "").split())
 
 
 def _clean_type(type_text: str | None) -> str | None:
     if not type_text:
         return None
-    # "int, optional" / "str, default 'x'": the part after the comma is prose, not a type.
+    # "int, optional" / "str, default 'x'": the part after a top-level comma is prose.
     depth, out = 0, []
     for ch in type_text:
         depth += ch in "([{"
@@ -76,62 +71,22 @@ def parse_docstring(doc: str | None) -> ParsedDoc:
     parsed = ParsedDoc()
     if not doc or not doc.strip():
         return parsed
-    lines = inspect.cleandoc(doc).splitlines()
-    summary: list[str] = []
-    in_summary = True
-    section: str | None = None
-    section_indent = 0
-    current: tuple[str, str] | None = None  # (kind, name) that continuation lines extend
-    entry_indent = 0
-    for raw in lines:
-        line = raw.rstrip()
-        stripped = line.strip()
-        header = _HEADER.match(line)
-        if header and header.group(1).strip().lower() in _ARGS_HEADERS | _OTHER_HEADERS:
-            in_summary = False
-            section = header.group(1).strip().lower()
-            section_indent = _indent(line)
-            current = None
-            continue
-        if stripped.startswith(":") and _REST_ANY.match(stripped):
-            in_summary, section = False, None
-            current = None
-            if m := _REST_PARAM.match(stripped):
-                name = m.group("name").lstrip("*")
-                parsed.descriptions[name] = m.group("desc").strip()
-                if m.group("type"):
-                    parsed.types[name] = _clean_type(m.group("type"))
-                current, entry_indent = ("param", name), _indent(line)
-            elif m := _REST_TYPE.match(stripped):
-                parsed.types[m.group("name").lstrip("*")] = _clean_type(m.group("type"))
-            continue
-        if in_summary:
-            if stripped:
-                summary.append(stripped)
-            elif summary:
-                in_summary = False
-            continue
-        if not stripped:
-            continue
-        if section in _ARGS_HEADERS:
-            if current is not None and _indent(line) > entry_indent:
-                kind, name = current
-                parsed.descriptions[name] = (parsed.descriptions[name] + " " + stripped).strip()
-                continue
-            entry = _split_google_entry(stripped)
-            if entry is None:
-                if _indent(line) <= section_indent:
-                    # Prose back at the header's indentation closes the section.
-                    section = None
-                current = None
-                continue
-            name, type_text, desc = entry
-            parsed.descriptions[name] = desc
-            if type_text and (cleaned := _clean_type(type_text)):
-                parsed.types[name] = cleaned
-            current, entry_indent = ("param", name), _indent(line)
-        elif section is None and current is not None and _indent(line) > entry_indent:
-            kind, name = current
-            parsed.descriptions[name] = (parsed.descriptions[name] + " " + stripped).strip()
-    parsed.summary = " ".join(summary)
+    text = inspect.cleandoc(doc)
+    text = _indent_flush_left_sections(text)
+    try:
+        result = docstring_parser.parse(text)
+    except docstring_parser.ParseError:
+        return ParsedDoc(summary=_flat(text.split("\n\n", 1)[0]))
+    summary = result.short_description or ""
+    if result.long_description and not result.blank_after_short_description:
+        # A summary wrapped over several lines: its continuation is the first paragraph.
+        summary += " " + result.long_description.split("\n\n", 1)[0]
+    parsed.summary = _flat(summary)
+    for param in result.params:
+        if param.args[0] not in ("param", "parameter", "arg", "argument", "key", "keyword", "other_param"):
+            continue   # attributes, other sections
+        name = param.arg_name.lstrip("*")
+        parsed.descriptions[name] = _flat(param.description)
+        if cleaned := _clean_type(param.type_name):
+            parsed.types[name] = cleaned
     return parsed

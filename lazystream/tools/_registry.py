@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from ._schema import ToolSchemaError, ToolSpec, build_tool_spec
 
-__all__ = ["fc_register", "Tool", "resolve_tools", "registered_tools"]
+__all__ = ["Tool", "fc_register", "registered_tools", "resolve_tools"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,7 +23,7 @@ class _Register(Protocol):
 
 # A bare name is looked up in this group first (the seed's group), then in the others.
 DEFAULT_GROUP = "tool"
-_groups: dict[str, dict[str, "Tool"]] = {}
+_groups: dict[str, dict[str, Tool]] = {}
 _lock = threading.Lock()
 
 

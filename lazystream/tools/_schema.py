@@ -1,35 +1,41 @@
-"""A function's signature and docstring → its OpenAI tool schema.
+"""A function's signature and docstring → its OpenAI tool schema, and the pydantic model
+that validates a model's arguments for it.
 
 Types come from the annotations; a parameter without one may give its type in the
-docstring (``x (int): ...`` or ``:type x: int``), which is parsed with ``ast`` and never
-evaluated. Supported: ``str``, ``int``, ``float``, ``bool``, ``list[...]``, ``dict``
-(``dict[str, ...]``), ``Optional[...]`` / ``X | None``, ``Literal[...]`` and ``Enum``
-subclasses. Anything else is a ``ToolSchemaError`` that names the function and parameter.
+docstring (``x (int): ...``, ``x : int`` or ``:type x: int``), which is parsed with ``ast``
+and never evaluated. Any type pydantic can describe works: ``str``, ``int``, ``float``,
+``bool``, lists, dicts, ``Optional``/``Union``, ``Literal``, ``Enum``, ``TypedDict``,
+dataclasses, pydantic models, dates and times. A type pydantic cannot describe (an
+arbitrary class, a callable) is a ``ToolSchemaError`` that names the function and parameter.
 """
 from __future__ import annotations
 
 import ast
-import enum
+import copy
 import inspect
 import json
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pydantic
+from pydantic_core import PydanticSerializationError
+
 from ._docstring import parse_docstring
 
 __all__ = ["ToolSchemaError", "ToolSpec", "build_tool_spec"]
 
-_SUPPORTED = ("str, int, float, bool, list[...], dict, Optional[...], Literal[...] "
-              "or an Enum subclass")
-_PRIMITIVES = {str: "string", int: "integer", float: "number", bool: "boolean"}
-_DOC_NAMES = {"str": str, "string": str, "int": int, "integer": int, "float": float,
-              "number": float, "bool": bool, "boolean": bool, "list": list, "List": list,
-              "dict": dict, "Dict": dict, "None": type(None), "NoneType": type(None)}
-_DOC_GENERICS = {"list": list, "List": list, "dict": dict, "Dict": dict,
-                 "Optional": typing.Optional, "Union": typing.Union, "Literal": typing.Literal}
+_SUPPORTED = ("str, int, float, bool, list[...], dict[str, ...], Optional/Union, Literal, an Enum, "
+              "a TypedDict, a dataclass, a pydantic model, date/datetime/time")
+_DOC_NAMES: dict[str, Any] = {
+    "str": str, "string": str, "int": int, "integer": int, "float": float, "number": float,
+    "bool": bool, "boolean": bool, "list": list, "List": list, "dict": dict, "Dict": dict,
+    "None": type(None), "NoneType": type(None)}
+_DOC_GENERICS: dict[str, Any] = {
+    "list": list, "List": list, "dict": dict, "Dict": dict, "Optional": typing.Optional,
+    "Union": typing.Union, "Literal": typing.Literal}
+_JSON_TYPE_OF = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
 
 
 class ToolSchemaError(ValueError):
@@ -38,11 +44,11 @@ class ToolSchemaError(ValueError):
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A tool's name, OpenAI schema and, per parameter, the Enum class to convert values to."""
+    """A tool's name, its OpenAI schema and the pydantic model that validates its arguments."""
 
     name: str
     schema: dict[str, Any]
-    enums: dict[str, type[enum.Enum]]
+    model: type[pydantic.BaseModel]
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -52,78 +58,6 @@ class ToolSpec:
 
 class _Unsupported(Exception):
     """Raised inside type conversion; turned into a ``ToolSchemaError`` with context."""
-
-
-def _literal_schema(values: tuple[Any, ...]) -> dict[str, Any]:
-    if not values:
-        raise _Unsupported("an empty Literal[]")
-    kinds = set()
-    for v in values:
-        if isinstance(v, enum.Enum):
-            v = v.value
-        kind = _PRIMITIVES.get(type(v))
-        if kind is None:
-            raise _Unsupported(f"Literal value {v!r} (only str, int, float and bool values)")
-        kinds.add(kind)
-    out: dict[str, Any] = {"type": kinds.pop() if len(kinds) == 1 else sorted(kinds)}
-    out["enum"] = [v.value if isinstance(v, enum.Enum) else v for v in values]
-    return out
-
-
-def _enum_schema(cls: type[enum.Enum]) -> dict[str, Any]:
-    return _literal_schema(tuple(m.value for m in cls))
-
-
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    out = dict(schema)
-    kind = out.get("type")
-    kinds = [kind] if isinstance(kind, str) else list(kind or [])
-    if "null" not in kinds:
-        kinds.append("null")
-    out["type"] = kinds
-    if "enum" in out and None not in out["enum"]:
-        out["enum"] = [*out["enum"], None]
-    return out
-
-
-def _type_schema(tp: Any) -> tuple[dict[str, Any], type[enum.Enum] | None]:
-    """Return (JSON schema, Enum class to convert to or None) for annotation ``tp``."""
-    if tp in _PRIMITIVES:
-        return {"type": _PRIMITIVES[tp]}, None
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _enum_schema(tp), tp
-    if tp is list:
-        return {"type": "array"}, None
-    if tp is dict:
-        return {"type": "object"}, None
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Literal:
-        return _literal_schema(args), None
-    if origin is list:
-        if len(args) != 1:
-            raise _Unsupported(f"{_show(tp)} (list takes one item type)")
-        item, _ = _type_schema(args[0])
-        return {"type": "array", "items": item}, None
-    if origin is dict:
-        if not args:
-            return {"type": "object"}, None
-        if args[0] is not str:
-            raise _Unsupported(f"{_show(tp)} (JSON object keys are strings: use dict[str, ...])")
-        value, _ = _type_schema(args[1])
-        return {"type": "object", "additionalProperties": value}, None
-    if origin in (typing.Union, types.UnionType):
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) == 1 and len(args) == 2:
-            inner, enum_cls = _type_schema(rest[0])
-            return _nullable(inner), enum_cls
-        raise _Unsupported(f"{_show(tp)} (a Union other than Optional[X])")
-    raise _Unsupported(_show(tp))
-
-
-def _show(tp: Any) -> str:
-    if isinstance(tp, type) and not typing.get_args(tp):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
 
 
 def _parse_doc_type(text: str) -> Any:
@@ -143,7 +77,7 @@ def _parse_doc_type(text: str) -> Any:
         if isinstance(node, ast.Constant) and node.value is None:
             return type(None)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-            return typing.Union[build(node.left), build(node.right)]
+            return typing.Union[build(node.left), build(node.right)]  # noqa: UP007 - built from parsed text
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
             generic = _DOC_GENERICS.get(node.value.id)
             items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
@@ -157,7 +91,7 @@ def _parse_doc_type(text: str) -> Any:
             if generic is not None:
                 args = tuple(build(i) for i in items)
                 if generic is typing.Optional:
-                    return typing.Optional[args[0]]
+                    return typing.Optional[args[0]]  # noqa: UP045 - built from parsed text
                 return generic[args if len(args) > 1 else args[0]]
         raise _Unsupported(f"{text!r} in the docstring")
 
@@ -165,21 +99,107 @@ def _parse_doc_type(text: str) -> Any:
 
 
 def _annotations(fn: Callable[..., Any]) -> dict[str, Any]:
-    target = fn if inspect.isroutine(fn) else getattr(fn, "__call__", fn)
+    target = fn if inspect.isroutine(fn) else type(fn).__call__
     try:
-        return typing.get_type_hints(target)
-    except Exception:  # noqa: BLE001 - unresolvable string annotations fall back to parsing
+        return typing.get_type_hints(target, include_extras=True)
+    except Exception:  # noqa: BLE001 - unresolvable string annotations fall back to the docstring
         return {}
+
+
+def _show(tp: Any) -> str:
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    return str(tp).replace("typing.", "").replace("collections.abc.", "")
+
+
+# --- pydantic's JSON schema → the plain form OpenAI models read best --------------------
+
+def _inline_refs(node: Any, defs: dict[str, Any], seen: tuple[str, ...] = ()) -> Any:
+    """Replace each ``$ref`` by its definition; a recursive one stays a ``$ref``."""
+    if isinstance(node, list):
+        return [_inline_refs(n, defs, seen) for n in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        name = ref.removeprefix("#/$defs/")
+        if name not in seen and name in defs:
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return _inline_refs({**copy.deepcopy(defs[name]), **rest}, defs, (*seen, name))
+    return {k: _inline_refs(v, defs, seen) for k, v in node.items()}
+
+
+def _refers(node: Any) -> bool:
+    if isinstance(node, dict):
+        return "$ref" in node or any(_refers(v) for v in node.values())
+    return isinstance(node, list) and any(_refers(v) for v in node)
+
+
+def _plain(node: Any) -> Any:
+    """Drop pydantic's titles; write ``anyOf`` of plain types as a list of types."""
+    if isinstance(node, list):
+        return [_plain(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _plain(v) for k, v in node.items()
+           if not (k == "title" and isinstance(v, str)) and not (k == "additionalProperties" and v is True)}
+    if "properties" in node:   # a property may itself be named "title"
+        out["properties"] = {k: _plain(v) for k, v in node["properties"].items()}
+    if "enum" in out and "type" not in out:
+        kinds = []
+        for value in out["enum"]:
+            kind = _JSON_TYPE_OF.get(type(value))
+            if kind is not None and kind not in kinds:
+                kinds.append(kind)
+        if kinds:
+            out["type"] = kinds[0] if len(kinds) == 1 else kinds
+    branches = out.get("anyOf")
+    if isinstance(branches, list) and (merged := _merge_types(branches)) is not None:
+        del out["anyOf"]
+        out = {**merged, **out}
+    return out
+
+
+def _merge_types(branches: list[Any]) -> dict[str, Any] | None:
+    """``[{type: A, ...}, {type: null}]`` → ``{type: [A, null], ...}`` when nothing conflicts."""
+    kinds: list[str] = []
+    merged: dict[str, Any] = {}
+    enum: list[Any] | None = None
+    for branch in branches:
+        if not isinstance(branch, dict) or not isinstance(branch.get("type"), (str, list)):
+            return None
+        for kind in [branch["type"]] if isinstance(branch["type"], str) else branch["type"]:
+            if kind not in kinds:
+                kinds.append(kind)
+        for key, value in branch.items():
+            if key == "type":
+                continue
+            if key == "enum":
+                enum = [*(enum or []), *value]
+            elif key in merged and merged[key] != value:
+                return None
+            else:
+                merged[key] = value
+    if enum is not None:
+        if any("enum" not in b and b.get("type") != "null" for b in branches):
+            return None   # an open type next to an enum: the enum would wrongly narrow it
+        if "null" in kinds and None not in enum:
+            enum.append(None)
+        merged["enum"] = enum
+    return {"type": kinds[0] if len(kinds) == 1 else kinds, **merged}
 
 
 def build_tool_spec(fn: Callable[..., Any], name: str | None = None, *,
                     require_docs: bool = True) -> ToolSpec:
     """Return the OpenAI tool schema of ``fn`` from its signature and docstring.
 
+    With ``require_docs`` (the default) the docstring must give a summary and describe
+    every parameter; without it a missing summary is an empty description and an
+    undescribed parameter has no ``description`` (types are still required).
+
     Raises ``ToolSchemaError`` naming the function and parameter for a missing docstring,
     an undescribed parameter, a missing or unsupported type, ``*args``/``**kwargs`` or a
-    default that is not JSON. With ``require_docs=False`` (LazyLLM's ``fc_register``) a
-    missing summary is an empty description and an undescribed parameter has none.
+    default that is not JSON.
     """
     if not callable(fn):
         raise ToolSchemaError(f"tool {fn!r} is not callable: register a function")
@@ -201,9 +221,7 @@ def build_tool_spec(fn: Callable[..., Any], name: str | None = None, *,
     except (TypeError, ValueError) as e:
         raise ToolSchemaError(f"tool '{name}': cannot read its signature ({e})") from None
     hints = _annotations(fn)
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    enums: dict[str, type[enum.Enum]] = {}
+    fields: dict[str, Any] = {}
     for pname, param in sig.parameters.items():
         where = f"tool '{name}' parameter '{pname}'"
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -220,7 +238,7 @@ def build_tool_spec(fn: Callable[..., Any], name: str | None = None, *,
             tp = hints[pname]
         elif param.annotation is not inspect.Parameter.empty:
             tp = param.annotation
-        elif pname in parsed.types and parsed.types[pname]:
+        elif parsed.types.get(pname):
             tp = parsed.types[pname]
         else:
             raise ToolSchemaError(f"{where} has no type: annotate it ({pname}: str) or give "
@@ -228,33 +246,42 @@ def build_tool_spec(fn: Callable[..., Any], name: str | None = None, *,
         try:
             if isinstance(tp, str):
                 tp = _parse_doc_type(tp)
-            schema, enum_cls = _type_schema(tp)
         except _Unsupported as e:
-            raise ToolSchemaError(f"{where} has unsupported type {e}; supported: "
-                                  f"{_SUPPORTED}") from None
-        described = {"description": description} if description else {}
-        prop: dict[str, Any] = {**schema, **described}
-        if param.default is inspect.Parameter.empty:
-            required.append(pname)
-        else:
-            default = param.default
-            if isinstance(default, enum.Enum):
-                default = default.value
-            if default is None and "null" not in (prop["type"] if isinstance(prop["type"], list)
-                                                  else [prop["type"]]):
-                # `x: int = None` is an implicit Optional.
-                prop = {**_nullable(schema), **described}
+            raise ToolSchemaError(f"{where} has unsupported type {e}; supported: {_SUPPORTED}") from None
+        default = param.default
+        if default is None:
+            tp = typing.Optional[tp]  # noqa: UP045 - `x: int = None` is an implicit Optional
+        if default is not inspect.Parameter.empty:
             try:
-                json.dumps(default)
-            except (TypeError, ValueError):
+                json.dumps(pydantic.TypeAdapter(Any).dump_python(default, mode="json"))
+            except (TypeError, ValueError, PydanticSerializationError):
                 raise ToolSchemaError(f"{where}: default {default!r} is not JSON; use a str, "
                                       f"number, bool, None, list or dict default") from None
-            prop["default"] = default
-        if enum_cls is not None:
-            enums[pname] = enum_cls
-        properties[pname] = prop
-    parameters = {"type": "object", "properties": properties, "required": required}
+        field = pydantic.Field(... if default is inspect.Parameter.empty else default,
+                               description=description or None)
+        try:
+            # One type at a time, so that the error names the parameter it is about.
+            pydantic.TypeAdapter(tp).json_schema()
+        except (pydantic.PydanticSchemaGenerationError, pydantic.PydanticInvalidForJsonSchema,
+                pydantic.PydanticUserError, TypeError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ToolSchemaError(f"{where} has unsupported type {_show(tp)} (pydantic: {reason}); "
+                                  f"supported: {_SUPPORTED}") from None
+        fields[pname] = (tp, field)
+    model = pydantic.create_model(  # type: ignore[call-overload]
+        f"{name}_arguments", __config__=pydantic.ConfigDict(extra="forbid", strict=True,
+                                                          arbitrary_types_allowed=False), **fields)
+    raw = model.model_json_schema()
+    defs = raw.pop("$defs", {})
+    inlined = _inline_refs(raw, defs)
+    parameters = _plain({k: v for k, v in inlined.items() if k != "additionalProperties"})
+    if _refers(parameters):   # a recursive type: its definitions stay alongside
+        parameters["$defs"] = _plain(defs)
+    parameters.setdefault("properties", {})
+    parameters["required"] = [p for p in parameters.get("required", [])]
+    parameters = {"type": "object", "properties": parameters.pop("properties"),
+                  "required": parameters.pop("required"),
+                  **{k: v for k, v in parameters.items() if k != "type"}}
     schema = {"type": "function",
-              "function": {"name": name, "description": parsed.summary or "",
-                           "parameters": parameters}}
-    return ToolSpec(name=name, schema=schema, enums=enums)
+              "function": {"name": name, "description": parsed.summary, "parameters": parameters}}
+    return ToolSpec(name=name, schema=schema, model=model)

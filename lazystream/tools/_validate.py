@@ -1,21 +1,26 @@
-"""Checking a model's tool arguments against the tool's schema before the tool runs.
+"""Checking a model's tool arguments with the tool's pydantic model before the tool runs.
 
-Only the JSON-schema subset that ``_schema`` generates is understood: ``type`` (one or a
-list), ``enum``, ``items``, ``additionalProperties``, ``properties`` and ``required``.
-Nothing is coerced: a wrong type goes back to the model, which can correct it.
+Validation is strict, as JSON: nothing is coerced (``"3"`` is not an integer), so a wrong
+type goes back to the model, which can correct it. JSON's own spellings are accepted where
+a Python type has no JSON form: an ISO string for a date, an Enum's value for the Enum,
+an object for a dataclass, TypedDict or pydantic model.
 """
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pydantic
+
 from ._schema import ToolSpec
 
 __all__ = ["ToolArgumentError", "parse_arguments", "validate_arguments"]
 
-_JSON_TYPES = {"string": "a string", "integer": "an integer", "number": "a number",
-               "boolean": "a boolean", "array": "an array", "object": "an object",
-               "null": "null"}
+_WANTED = {"string_type": "a string", "int_type": "an integer", "int_from_float": "an integer",
+           "int_parsing": "an integer", "float_type": "a number", "float_parsing": "a number",
+           "bool_type": "a boolean", "bool_parsing": "a boolean", "list_type": "an array",
+           "dict_type": "an object", "model_type": "an object", "dataclass_type": "an object",
+           "model_attributes_type": "an object", "none_required": "null"}
 
 
 class ToolArgumentError(ValueError):
@@ -44,50 +49,63 @@ def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _is(value: Any, kind: str) -> bool:
-    if kind == "string":
-        return isinstance(value, str)
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "boolean":
-        return isinstance(value, bool)
-    if kind == "array":
-        return isinstance(value, list)
-    if kind == "object":
-        return isinstance(value, dict)
-    if kind == "null":
-        return value is None
-    return True
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
-def _in_enum(value: Any, members: list[Any]) -> bool:
-    # `True == 1` in Python; a JSON boolean must not match an integer member.
-    return any(value == m and isinstance(value, bool) == isinstance(m, bool) for m in members)
+def _schema_at(schema: dict[str, Any], loc: tuple[int | str, ...]) -> dict[str, Any]:
+    """The schema of the value at ``loc`` (best effort: ``{}`` where it cannot be followed)."""
+    node: Any = schema
+    for part in loc:
+        if not isinstance(node, dict):
+            return {}
+        if isinstance(part, int):
+            node = node.get("items", {})
+        elif part in node.get("properties", {}):
+            node = node["properties"][part]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        else:
+            return {}
+    return node if isinstance(node, dict) else {}
 
 
-def _check(value: Any, schema: dict[str, Any], path: str, problems: list[str]) -> None:
-    kind = schema.get("type")
-    kinds = [kind] if isinstance(kind, str) else list(kind or [])
-    if kinds and not any(_is(value, k) for k in kinds):
-        wanted = " or ".join(_JSON_TYPES.get(k, k) for k in kinds)
-        problems.append(f"'{path}' must be {wanted}, got {json.dumps(value)}")
-        return
-    if "enum" in schema and not _in_enum(value, schema["enum"]):
-        allowed = ", ".join(json.dumps(e) for e in schema["enum"])
-        problems.append(f"'{path}' must be one of {allowed}, got {json.dumps(value)}")
-        return
-    if isinstance(value, list) and "items" in schema:
-        for i, item in enumerate(value):
-            _check(item, schema["items"], f"{path}[{i}]", problems)
-    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
-        for key, item in value.items():
-            _check(item, schema["additionalProperties"], f"{path}.{key}", problems)
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _problem(error: Any, spec: ToolSpec) -> str:
+    # A union's error locations include the branch tried (e.g. 'int'): keep the data path.
+    loc = tuple(p for p in error["loc"] if isinstance(p, int) or not _is_branch_tag(p, error))
+    path, got = _path(loc), _json(error.get("input"))
+    kind = error["type"]
+    enum = _schema_at(spec.parameters, loc).get("enum")
+    if kind in ("literal_error", "enum") or (enum is not None and kind in _WANTED):
+        allowed = ", ".join(_json(e) for e in enum or [])
+        return f"'{path}' must be one of {allowed}, got {got}"
+    if kind in _WANTED:
+        return f"'{path}' must be {_WANTED[kind]}, got {got}"
+    if kind == "missing":
+        return f"'{path}' is missing"
+    if kind == "extra_forbidden":
+        return f"'{path}' is not a known field"
+    return f"'{path}': {error['msg']}, got {got}"
+
+
+def _is_branch_tag(part: str, error: Any) -> bool:
+    # pydantic names the branch of a union it tried ('int', 'list[str]', 'function-after[...]').
+    return any(ch in part for ch in "[]") or part in ("int", "str", "float", "bool", "none", "list", "dict")
 
 
 def validate_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> dict[str, Any]:
-    """Return the keyword arguments to call the tool with (Enum values made members).
+    """Return the keyword arguments to call the tool with: each given argument validated and
+    converted to its annotated type (Enum members, dates, dataclasses, models).
 
     Raises ``ToolArgumentError`` listing unknown, missing and ill-typed arguments.
     """
@@ -103,13 +121,30 @@ def validate_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> dict[str, A
     if missing:
         problems.append(f"missing required argument{'s' if len(missing) > 1 else ''} "
                         f"{', '.join(repr(k) for k in missing)}")
-    for key, value in arguments.items():
-        if key in properties:
-            _check(value, properties[key], key, problems)
-    if problems:
+    given = {k: v for k, v in arguments.items() if k in properties}
+    try:
+        validated = spec.model.model_validate_json(json.dumps(given))
+    except pydantic.ValidationError as e:
+        wanted: dict[str, list[str]] = {}   # path -> the types a union's branches wanted
+        for error in e.errors(include_url=False):
+            top = error["loc"][0] if error["loc"] else None
+            if error["type"] == "missing" and len(error["loc"]) == 1 and top in missing:
+                continue   # listed above, once
+            text = _problem(error, spec)
+            head, sep, got = text.partition(" must be ")
+            if sep and " one of " not in text and head in wanted:
+                wanted[head].append(got.rsplit(", got ", 1)[0])
+                index = next(i for i, t in enumerate(problems) if t.startswith(head + " must be "))
+                problems[index] = f"{head} must be {' or '.join(wanted[head])}, got {got.rsplit(', got ', 1)[1]}"
+                continue
+            if sep and " one of " not in text:
+                wanted[head] = [got.rsplit(", got ", 1)[0]]
+            if text not in problems:
+                problems.append(text)
+        validated = None
+    except (TypeError, ValueError) as e:   # json.dumps of a non-JSON value (never from a model)
+        problems.append(f"the arguments are not JSON: {e}")
+        validated = None
+    if problems or validated is None:
         raise ToolArgumentError("; ".join(problems))
-    kwargs = dict(arguments)
-    for key, enum_cls in spec.enums.items():
-        if kwargs.get(key) is not None:
-            kwargs[key] = enum_cls(kwargs[key])
-    return kwargs
+    return {k: getattr(validated, k) for k in given}

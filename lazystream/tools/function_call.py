@@ -26,7 +26,6 @@ from ..session import current_ns
 from ._execute import run_tool_calls
 from ._registry import Tool, resolve_tools
 
-
 __all__ = ["FunctionCall", "FunctionCallAgent", "ToolCallLimitError"]
 
 ToolSpecifier = str | Callable[..., Any] | Tool
@@ -126,7 +125,7 @@ class FunctionCall(ModuleBase):
         """The tools offered to the model, in order."""
         return list(self._tools.values())
 
-    def forward(self, input: Any,  # noqa: A002 - the seed's word
+    def forward(self, input: Any,
                 llm_chat_history: list[Any] | None = None) -> str | list[dict[str, Any]]:
         messages = history_messages(llm_chat_history, "FunctionCall") + _as_messages(input)
         if self._prompt and messages[0].get("role") != "system":
@@ -194,7 +193,7 @@ class FunctionCallAgent(ModuleBase):
         """The tools offered to the model, in order."""
         return self.function_call.tools
 
-    def forward(self, input: Any,  # noqa: A002 - the seed's word
+    def forward(self, input: Any,
                 llm_chat_history: list[Any] | None = None) -> str:
         """Answer ``input``, after LazyLLM's ``llm_chat_history`` (earlier turns) if given."""
         state: Any = self.function_call(input, llm_chat_history)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .function_call import FunctionCallAgent, ToolSpecifier
 
-__all__ = ["ReactAgent", "REACT_INSTRUCTION"]
+__all__ = ["REACT_INSTRUCTION", "ReactAgent"]
 
 REACT_INSTRUCTION = """\
 You solve the user's task step by step, using the tools you are given when they help.

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..events import Event
 
-__all__ = ["DONE", "KEEPALIVE", "encode_event", "encode_error", "Message", "parse", "event_of"]
+__all__ = ["DONE", "KEEPALIVE", "Message", "encode_error", "encode_event", "event_of", "parse"]
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": keepalive\n\n"
@@ -57,7 +57,8 @@ def parse(lines: Iterable[bytes]) -> Iterator[Message]:
     one optional space after the colon, ``data`` lines joined by ``\\n``, messages without
     data are not dispatched. A message cut off before its blank line is never yielded.
     """
-    event, data, id_ = "", [], None
+    event, id_ = "", None
+    data: list[str] = []
     first = True
     for raw in lines:
         line = raw.decode("utf-8", errors="replace")

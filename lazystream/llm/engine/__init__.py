@@ -13,14 +13,24 @@ from __future__ import annotations
 
 from .demo import demo_policy
 from .faults import Faults
-from .policy import (Deltas, EngineError, Policy, Reply, Request, Script, ToolCall, Turn, echo,
-                     tokenize)
+from .policy import (
+    Deltas,
+    EngineError,
+    Policy,
+    Reply,
+    Request,
+    Script,
+    ToolCall,
+    Turn,
+    echo,
+    tokenize,
+)
 from .rawtext import FORMATS, RawFormat, render
 from .server import Engine
 
-__all__ = ["Engine", "Faults", "Request", "Turn", "ToolCall", "Deltas", "Script", "EngineError",
-           "Policy", "Reply", "echo", "demo_policy", "tokenize", "serve", "FORMATS", "RawFormat",
-           "render"]
+__all__ = ["FORMATS", "Deltas", "Engine", "EngineError", "Faults", "Policy", "RawFormat", "Reply",
+           "Request", "Script", "ToolCall", "Turn", "demo_policy", "echo", "render", "serve",
+           "tokenize"]
 
 
 def serve(policy: Policy | list[Reply] | Reply | None = None, *, port: int = 8000,

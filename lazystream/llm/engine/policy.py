@@ -21,10 +21,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
-__all__ = ["Request", "ToolCall", "Turn", "Deltas", "Script", "EngineError", "Reply",
-           "Policy", "as_turn", "as_policy", "tokenize", "echo", "content_text"]
+__all__ = ["Deltas", "EngineError", "Policy", "Reply", "Request", "Script", "ToolCall", "Turn",
+           "as_policy", "as_turn", "content_text", "echo", "tokenize"]
 
 # CJK characters are one token each; words keep their leading whitespace (" get"), as the
 # BPE tokenisers of chat models do; punctuation stands alone.
@@ -44,7 +44,7 @@ def tokenize(text: str) -> list[str]:
 class EngineError(Exception):
     """Raised by a policy to answer a request with an HTTP error ``status``."""
 
-    def __init__(self, status: int, message: str, *, type: str = "engine_error",  # noqa: A002
+    def __init__(self, status: int, message: str, *, type: str = "engine_error",
                  retry_after: float | None = None) -> None:
         if not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError(f"EngineError: status must be an HTTP error code 400-599, "
@@ -117,7 +117,7 @@ class ToolCall:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"ToolCall: name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.arguments, (dict, str)):
-            raise ValueError(f"ToolCall({self.name!r}): arguments must be a dict or a JSON "
+            raise ValueError(f"ToolCall({self.name!r}): arguments must be a dict or a JSON "  # noqa: TRY004 - callers handle ValueError for every bad value
                              f"string, got {type(self.arguments).__name__}")
 
     @property
@@ -127,7 +127,7 @@ class ToolCall:
             return self.arguments
         return json.dumps(self.arguments, ensure_ascii=False)
 
-    def with_id(self) -> "ToolCall":
+    def with_id(self) -> ToolCall:
         """Return this call with an id (a fresh ``call_…`` id if it had none)."""
         return self if self.id else ToolCall(self.name, self.arguments, f"call_{uuid.uuid4().hex[:24]}")
 
@@ -182,11 +182,11 @@ class Deltas:
         items = tuple(self.items)
         for item in items:
             if not isinstance(item, dict):
-                raise ValueError(f"Deltas: each item must be a delta dict, got {item!r}")
+                raise ValueError(f"Deltas: each item must be a delta dict, got {item!r}")  # noqa: TRY004 - callers handle ValueError for every bad value
         object.__setattr__(self, "items", items)
 
 
-Reply = Union[str, Turn, ToolCall, Deltas, dict, list]
+Reply = str | Turn | ToolCall | Deltas | dict | list
 Policy = Callable[[Request], Reply]
 
 
@@ -258,7 +258,7 @@ def echo(request: Request) -> str:
     return request.last_user
 
 
-def as_policy(policy: Policy | Iterable[Reply] | str | Turn | None) -> Policy:
+def as_policy(policy: Policy | Iterable[Reply] | Reply | None) -> Policy:
     """Turn ``policy`` (callable, list of turns, single reply, or None = echo) into a callable."""
     if policy is None:
         return echo

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-__all__ = ["RawFormat", "FORMATS", "get_format", "render"]
+__all__ = ["FORMATS", "RawFormat", "get_format", "render"]
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,25 @@ import threading
 import time
 import traceback
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Iterable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
 from .faults import Faults
-from .policy import (Deltas, EngineError, Policy, Reply, Request, ToolCall, Turn, as_policy,
-                     as_turn, content_text, tokenize)
+from .policy import (
+    Deltas,
+    EngineError,
+    Policy,
+    Reply,
+    Request,
+    ToolCall,
+    Turn,
+    as_policy,
+    as_turn,
+    content_text,
+    tokenize,
+)
 from .rawtext import RawFormat, get_format, render
 
 __all__ = ["Engine"]
@@ -201,7 +212,7 @@ class Engine:
         return f"Engine({state}, policy={getattr(self.policy, '__name__', self.policy)!r})"
 
     # -- request handling ----------------------------------------------------------------
-    def _handle_chat(self, h: "_Handler") -> None:
+    def _handle_chat(self, h: _Handler) -> None:
         if self.api_key is not None and h.headers.get("Authorization") != f"Bearer {self.api_key}":
             return h.send_error_json(401, "Incorrect API key provided", "invalid_api_key")
         try:
@@ -259,7 +270,7 @@ class Engine:
         text = call.arguments_json
         return text[:-1] if self.faults.malformed_tool_json and text else text
 
-    def _stream(self, h: "_Handler", request: Request, reply: Turn | Deltas) -> None:
+    def _stream(self, h: _Handler, request: Request, reply: Turn | Deltas) -> None:
         faults = self.faults
         chunks: Iterable[tuple[dict[str, Any], int]]
         if isinstance(reply, Deltas):
@@ -338,7 +349,7 @@ class Engine:
         if group:
             yield _delta(key, "".join(group)), len(group)
 
-    def _complete(self, h: "_Handler", request: Request, reply: Turn | Deltas) -> None:
+    def _complete(self, h: _Handler, request: Request, reply: Turn | Deltas) -> None:
         if isinstance(reply, Deltas):
             return h.send_error_json(400, "a Deltas reply can only be streamed; send stream=true "
                                           "or return a Turn", "invalid_request_error")
@@ -419,7 +430,7 @@ def _raw_tokens(fmt: RawFormat, text: str) -> list[str]:
 class _ChunkedWriter:
     """HTTP/1.1 chunked body writer that batches SSE events into few syscalls."""
 
-    def __init__(self, handler: "_Handler") -> None:
+    def __init__(self, handler: _Handler) -> None:
         self._sock = handler.connection
         self._parts: list[bytes] = []
         self._size = 0
@@ -481,7 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "lazystream-engine/1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Silent: the engine is used in tests and benchmarks."""
 
     def setup(self) -> None:
@@ -494,7 +505,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.connections.discard(self.connection)
         super().finish()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
         if path in ("/v1/models", "/models"):
             self.send_json(200, self.server.engine._models())
@@ -503,7 +514,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_error_json(404, f"no route GET {path}", "not_found")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
         if path in ("/v1/chat/completions", "/chat/completions"):
             self.server.engine._handle_chat(self)

@@ -19,7 +19,7 @@ import ast
 import dataclasses
 import json
 import typing
-from typing import Any, Literal, Protocol, Union
+from typing import Any, ClassVar, Literal, Protocol, Union
 
 from ..prediction import Prediction
 from ..signature import Signature, SignatureField, type_name
@@ -50,7 +50,7 @@ class Adapter:
     """Base class of adapters. Subclasses implement ``format``, ``parse`` and ``scanner``."""
 
     name = "base"
-    _by_name: dict[str, type["Adapter"]] = {}
+    _by_name: ClassVar[dict[str, type[Adapter]]] = {}
 
     def __init__(self, callbacks: list[Any] | None = None) -> None:
         self.callbacks = list(callbacks or ())  # BaseCallback handlers of format/parse
@@ -60,7 +60,7 @@ class Adapter:
         Adapter._by_name[cls.name] = cls
 
     @classmethod
-    def by_name(cls, name: str) -> "Adapter":
+    def by_name(cls, name: str) -> Adapter:
         """Return a new adapter of the class registered as ``name`` (``"chat"``, ``"json"``).
 
         Raises ``ValueError`` for an unknown name.

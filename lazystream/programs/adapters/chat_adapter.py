@@ -70,7 +70,7 @@ class ChatAdapter(Adapter):
             return "\n\n".join(f"{marker(f.name)}\n{{{f.name}}}" + (
                 f"        # note: the value you produce {self._type_note(f)}"
                 if self._type_note(f) else "") for f in fields.values())
-        parts = ["All interactions will be structured in the following way, with the "
+        parts = ["All interactions will be structured in the following way, with the "  # noqa: ISC004 - one message split over lines
                  "appropriate values filled in."]
         if signature.input_fields:
             parts.append(block(signature.input_fields))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MARKER", "marker", "sections", "ChatFieldScanner"]
+__all__ = ["MARKER", "ChatFieldScanner", "marker", "sections"]
 
 MARKER = re.compile(r"\[\[\s*##\s*(\w+)\s*##\s*\]\]")
 
@@ -54,7 +54,7 @@ class ChatFieldScanner:
     only those are held back. Leading whitespace after the field's marker is dropped.
     """
 
-    __slots__ = ("field", "_pending", "_offset", "_state", "_started")
+    __slots__ = ("_offset", "_pending", "_started", "_state", "field")
 
     def __init__(self, field: str) -> None:
         self.field = field

@@ -31,7 +31,7 @@ class JSONAdapter(Adapter):
         ) + "\n}"
         system = "\n\n".join([
             self._field_description(signature),
-            "All interactions will be structured in the following way, with the appropriate "
+            "All interactions will be structured in the following way, with the appropriate "  # noqa: ISC004 - one message split over lines
             "values filled in.",
             *(["Inputs will have the following structure:", inputs_layout]
               if signature.input_fields else []),
@@ -57,7 +57,7 @@ class JSONAdapter(Adapter):
                 raise ValueError("no '{' in the reply")
             obj, _ = json.JSONDecoder().raw_decode(text, start)
             if not isinstance(obj, dict):
-                raise ValueError("the reply is not a JSON object")
+                raise ValueError("the reply is not a JSON object")  # noqa: TRY004 - callers handle ValueError for every bad value
         except ValueError as e:
             raise AdapterParseError(f"JSONAdapter: the LM reply is not a JSON object ({e}); "
                                     f"expected keys {', '.join(signature.output_fields)}",

@@ -77,7 +77,7 @@ class JSONFieldScanner:
                 self._esc = ""
                 self._emit(decoded, released)
             elif len(self._esc) == 6:
-                code = int(self._esc[2:], 16)
+                code = int(self._esc[2:], 16)  # noqa: FURB166 - the prefix is \u, not 0x
                 self._esc = ""
                 self._emit(chr(code), released)
             return False

@@ -69,7 +69,7 @@ class XMLAdapter(ChatAdapter):
                 adapter_name="XMLAdapter", lm_response=text, parsed_result=result)
         return result
 
-    def scanner(self, field: str) -> XMLFieldScanner:
+    def scanner(self, field: str) -> XMLFieldScanner:  # type: ignore[override]  # same interface, another class
         """Return a fresh incremental parser for output ``field``."""
         return XMLFieldScanner(field)
 
@@ -80,7 +80,7 @@ class XMLAdapter(ChatAdapter):
                 + (f"        # note: the value you produce {self._type_note(f)}"
                    if self._type_note(f) else "")
                 + f"\n</{f.name}>" for f in fields.values())
-        parts = ["All interactions will be structured in the following way, with the "
+        parts = ["All interactions will be structured in the following way, with the "  # noqa: ISC004 - one message split over lines
                  "appropriate values filled in."]
         if signature.input_fields:
             parts.append(block(signature.input_fields))

@@ -21,7 +21,7 @@ def _partial_suffix(text: str, tag: str) -> int:
 class XMLFieldScanner:
     """Releases the text of ``<field>…</field>`` from a reply fed in pieces."""
 
-    __slots__ = ("field", "_open", "_close", "_pending", "_offset", "_state", "_started")
+    __slots__ = ("_close", "_offset", "_open", "_pending", "_started", "_state", "field")
 
     def __init__(self, field: str) -> None:
         self.field = field
