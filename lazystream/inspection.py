@@ -8,14 +8,14 @@ The summary is rendered from the event model of ``docs/events.md`` alone.
 from __future__ import annotations
 
 import json
-import os
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .events import TERMINAL, Event
-from .queue import read_session
+from .queue import producer_gone, read_session, sessions
 
 __all__ = ["SessionRow", "format_sessions", "list_sessions", "summarize"]
 
@@ -33,28 +33,10 @@ class SessionRow:
     host: str | None = None
 
 
-def _alive(pid: int | None) -> bool | None:
-    if pid is None:
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        return True
-    return True
-
-
-def _status(ended: float | None, status: str | None, pid: int | None, host: str | None) -> str:
+def _status(sid: str, ended: float | None, status: str | None) -> str:
     if ended is not None:
         return status or "ended"
-    if host not in (None, _hostname()):
-        return "running?"   # another host's pid cannot be checked from here
-    return "producer exited" if _alive(pid) is False else "running"
-
-
-def _hostname() -> str:
-    return os.uname().nodename
+    return "producer exited" if producer_gone(sid) else "running"
 
 
 def list_sessions(limit: int | None = None) -> list[SessionRow]:
@@ -62,33 +44,10 @@ def list_sessions(limit: int | None = None) -> list[SessionRow]:
 
     Raises ``StorageError`` when the store cannot be read.
     """
-    rows = _stored_sessions(limit)
-    return [SessionRow(sid=r["sid"], status=_status(r.get("ended"), r.get("status"), r.get("pid"), r.get("host")),
+    rows = sessions(limit)
+    return [SessionRow(sid=r["sid"], status=_status(r["sid"], r.get("ended"), r.get("status")),
                        events=int(r.get("events") or 0), started=float(r["started"]),
                        last=r.get("last"), pid=r.get("pid"), host=r.get("host")) for r in rows]
-
-
-def _stored_sessions(limit: int | None) -> list[dict[str, Any]]:
-    from . import queue
-    listing = getattr(queue, "sessions", None)
-    if listing is not None:
-        return listing(limit)
-    # Until the queue has a listing of its own: the SQLite store's tables, read-only.
-    path = getattr(queue.backend(), "path", None)
-    if path is None:
-        return []
-    import sqlite3
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    try:
-        cur = conn.execute(
-            "SELECT s.sid, s.pid, s.started, s.ended, s.status, "
-            "(SELECT COUNT(*) FROM events e WHERE e.sid = s.sid), "
-            "(SELECT MAX(ts) FROM events e WHERE e.sid = s.sid) "
-            "FROM sessions s ORDER BY s.started DESC LIMIT ?", (-1 if limit is None else limit,))
-        keys = ("sid", "pid", "started", "ended", "status", "events", "last")
-        return [dict(zip(keys, row)) for row in cur]
-    finally:
-        conn.close()
 
 
 def _age(seconds: float) -> str:
@@ -104,7 +63,8 @@ def format_sessions(rows: Iterable[SessionRow], now: float | None = None) -> str
     now = time.time() if now is None else now
     table = [("SID", "STATUS", "EVENTS", "AGE", "PROCESS")]
     for r in rows:
-        process = "-" if r.pid is None else f"pid {r.pid}" + (f" on {r.host}" if r.host else "")
+        elsewhere = r.host and r.host != socket.gethostname()
+        process = "-" if r.pid is None else f"pid {r.pid}" + (f" on {r.host}" if elsewhere else "")
         table.append((r.sid, r.status, str(r.events), _age(now - r.started), process))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     return "\n".join("  ".join(cell.ljust(w) if i != 2 else cell.rjust(w)

@@ -32,7 +32,7 @@ def test_version_is_the_package_version(capsys):
     assert capsys.readouterr().out == f"lazystream {lazystream.__version__}\n"
 
 
-def test_sessions_lists_newest_first_with_status_events_and_process(fresh_home):
+def _three_sessions() -> tuple[str, str]:
     with lazystream.session() as first:
         emit("status", "one")
     try:
@@ -42,13 +42,22 @@ def test_sessions_lists_newest_first_with_status_events_and_process(fresh_home):
     except RuntimeError:
         pass
     lazystream.FileSystemQueue().enqueue("x", sid="open-one")
-    lazystream.queue.backend().sync()
+    lazystream.queue.flush()
+    return first, second
+
+
+def test_sessions_lists_newest_first_with_status_events_and_process(backend_kind):
+    first, second = _three_sessions()
     rows = list_sessions()
     assert [(r.sid, r.status, r.events, r.pid) for r in rows] == [
         ("open-one", "running", 1, os.getpid()),
         (second, "error", 2, os.getpid()),
         (first, "ok", 2, os.getpid())]
     assert [r.sid for r in list_sessions(2)] == ["open-one", second]
+
+
+def test_sessions_from_another_process(fresh_home):
+    first, second = _three_sessions()
     proc = _run("sessions", "--json", home=str(fresh_home))
     assert proc.returncode == 0, proc.stderr
     listed = [json.loads(line) for line in proc.stdout.splitlines()]

@@ -305,7 +305,7 @@ def test_cut_before_any_token_is_retried():
     with engine as url, session() as sid:
         with pytest.raises(LLMError, match="failed after 2 attempts"):
             llm_for(url, stream=True, max_retries=1)("?")
-        assert [k for k, _, _ in events(sid)] == ["message_start", "message_end", "error"]
+        assert [k for k, _, _ in events(sid)] == ["message_start", "status", "message_end", "error"]  # the retry is said
     assert len(engine.requests) == 2
 
 

@@ -25,7 +25,8 @@ import time
 import urllib.error
 import urllib.request
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from . import _process_group
 from .engine import Engine
@@ -52,6 +53,51 @@ _KILL_GRACE = 5.0
 # polling the queue sees the tokens arrive one by one, as the seed shows.
 ENGINE_TOKENS_PER_SECOND = 200.0
 _live: weakref.WeakSet[Deployment] = weakref.WeakSet()
+# Progress of a long wait: a live line on a terminal every _LIVE_EVERY s, else an INFO log
+# line every _PROGRESS_EVERY s (a log file should not get a line per poll).
+_LIVE_EVERY = 0.5
+_PROGRESS_EVERY = 10.0
+# LAZYSTREAM_ENGINE_FALLBACK=0: no silent stand-in for a model when no server is installed.
+_FALLBACK_VARIABLE = "LAZYSTREAM_ENGINE_FALLBACK"
+
+
+class _Progress:
+    """Shows how a long wait goes: elapsed seconds and the latest detail (a server's last
+    output line, a download's percentage). On a terminal it rewrites one live line on
+    ``stream``; otherwise it logs an INFO line now and then."""
+
+    def __init__(self, what: str, stream: TextIO | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.stream = sys.stderr if stream is None else stream
+        isatty = getattr(self.stream, "isatty", None)
+        self.live = bool(isatty and isatty())
+        self.clock = clock
+        self.started = clock()
+        self._last: float | None = None
+        self._shown = 0
+
+    def update(self, detail: str = "") -> None:
+        """Show the elapsed time and ``detail``, unless the last showing was too recent."""
+        now = self.clock()
+        if self._last is not None and now - self._last < (_LIVE_EVERY if self.live else _PROGRESS_EVERY):
+            return
+        self._last = now
+        text = f"{self.what}: {now - self.started:.0f} s" + (f" | {detail.strip()}" if detail.strip() else "")
+        if not self.live:
+            log.info("%s", text)
+            return
+        text = text[:max(20, shutil.get_terminal_size().columns - 1)]
+        self.stream.write("\r" + text.ljust(self._shown))
+        self.stream.flush()
+        self._shown = len(text)
+
+    def done(self) -> None:
+        """Clear the live line (log lines stay)."""
+        if self.live and self._shown:
+            self.stream.write("\r" + " " * self._shown + "\r")
+            self.stream.flush()
+            self._shown = 0
 
 
 class Deployment:
@@ -160,6 +206,15 @@ class ProcessDeployment(Deployment):
         url = f"{self.base_url}/models"
         delay = 0.02
         who = f"deploy {self.kind!r} (pid {self.proc.pid})"
+        progress = _Progress(f"deploy {self.kind} (pid {self.proc.pid}): waiting for {url}")
+        try:
+            self._poll_ready(progress, who, url, deadline, timeout, delay)
+        finally:
+            progress.done()
+
+    def _poll_ready(self, progress: _Progress, who: str, url: str, deadline: float, timeout: float,
+                    delay: float) -> None:
+        assert self.proc is not None
         while True:
             code = self.proc.poll()
             if code is not None:
@@ -172,6 +227,7 @@ class ProcessDeployment(Deployment):
                 raise DeployError(f"{who}: {url} did not answer within {timeout:g} s "
                                   f"({shlex.join(self.args)}); pass ready_timeout= to wait longer; "
                                   f"last output:\n{self._last_output()}")
+            progress.update(self.lines[-1] if self.lines else "")
             # Polling an external process: there is nothing to wait on but its port.
             time.sleep(delay)
             delay = min(delay * 1.5, 0.5)
@@ -291,8 +347,18 @@ def deployment_for(deploy: object, model: str, tool_call_format: str | None) -> 
     if deploy is None:
         deploy = detect()
         if deploy == "engine":
+            answered_as = model or "lazystream-engine"
+            if os.environ.get(_FALLBACK_VARIABLE, "1").strip().lower() in ("0", "false", "no", "off"):
+                raise LLMConfigError(
+                    f"TrainableModule({model!r}): no inference server (vllm, llama-server, ollama) on "
+                    f"PATH and {_FALLBACK_VARIABLE}=0 forbids the scripted engine; install one, or "
+                    f"pass deploy='vllm'|'llamacpp'|'ollama' or a command such as "
+                    f"'python my_server.py --port {{port}}'")
             log.warning("TrainableModule(%r): no inference server (vllm, llama-server, ollama) on "
-                        "PATH; deploying the bundled scripted engine, which is not a model", model)
+                        "PATH; deploying the bundled scripted engine, which is not a model: its demo "
+                        "policy answers as model %r. To use a real model, install one of them or "
+                        "pass deploy='vllm'|'llamacpp'|'ollama' or a command template with {port}; "
+                        "set %s=0 to make this an error.", model, answered_as, _FALLBACK_VARIABLE)
     if isinstance(deploy, Engine):
         return EngineDeployment(deploy, model or deploy.model)
     if deploy == "engine":
@@ -332,16 +398,42 @@ class _OllamaDeployment(ProcessDeployment):
     def start(self, ready_timeout: float | None) -> None:
         super().start(ready_timeout)
         root = self.base_url[: -len("/v1")]
-        body = json.dumps({"model": self.model, "stream": False}).encode()
+        # Streamed: one JSON object per line ({"status", "digest", "total", "completed"} or
+        # {"error"}), shown as it comes, so a download of gigabytes is not a silent wait.
+        body = json.dumps({"model": self.model, "stream": True}).encode()
         request = urllib.request.Request(f"{root}/api/pull", method="POST", data=body,
                                          headers={"Content-Type": "application/json"})
+        progress = _Progress(f"deploy ollama: pulling {self.model}")
         try:
-            with urllib.request.urlopen(request, timeout=ready_timeout or _READY_TIMEOUT["ollama"]):
-                pass
-        except (urllib.error.URLError, OSError) as e:
+            with urllib.request.urlopen(request, timeout=ready_timeout or _READY_TIMEOUT["ollama"]) as response:
+                for raw in response:
+                    try:
+                        item = json.loads(raw)
+                    except ValueError:
+                        continue   # not a progress object: nothing to show
+                    if not isinstance(item, dict):
+                        continue
+                    if item.get("error"):
+                        raise DeployError(f"deploy 'ollama': pulling {self.model!r} failed: {item['error']}")
+                    progress.update(_pull_status(item))
+            log.info("deploy ollama: pulled %s", self.model)
+        except (urllib.error.URLError, OSError, DeployError) as e:
             self.stop()
+            if isinstance(e, DeployError):
+                raise
             raise DeployError(f"deploy 'ollama': pulling {self.model!r} failed: {e}; last output:\n"
                               f"{self._last_output()}") from e
+        finally:
+            progress.done()
+
+
+def _pull_status(item: dict[str, object]) -> str:
+    """``downloading sha256:1a2b3c4d 45% (1.2 of 2.7 GB)`` from one ``/api/pull`` line."""
+    text = str(item.get("status") or "")
+    total, completed = item.get("total"), item.get("completed")
+    if isinstance(total, int) and total > 0 and isinstance(completed, int):
+        text += f" {100 * completed // total}% ({completed / 1e9:.1f} of {total / 1e9:.1f} GB)"
+    return text
 
 
 @atexit.register

@@ -16,6 +16,7 @@ HTTP stream's socket at once, so a stalled model does not delay the stop.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -39,6 +40,7 @@ __all__ = ["OnlineChatModule"]
 
 _DEFAULT_TIMEOUT = 120.0
 _MAX_RETRY_DELAY = 30.0
+_log = logging.getLogger("lazystream.llm")
 
 
 class _Incomplete(Exception):
@@ -324,8 +326,16 @@ class OnlineChatModule(ModuleBase):
                 delay = max(delay, float(retry_after))
             except ValueError:
                 pass  # an HTTP-date: keep our own backoff
+        delay = min(delay, _MAX_RETRY_DELAY)
+        # Said where a person and a UI look: a stall of seconds is a retry, not a hang.
+        reason = ("rate limited" if status == 429 else f"server error {status}" if status
+                  else "the stream was cut" if isinstance(error, _Incomplete) else "connection failed")
+        message = f"{reason}, retrying in {delay:g} s"
+        _log.warning("%s: %s (attempt %d of %d): %s", self.name, message, attempt + 2,
+                     self._max_retries + 1, _describe(error))
+        self.emit("status", message)
         # a cancel during the backoff ends the wait at once
-        (run.cancelled if run is not None else _NEVER).wait(min(delay, _MAX_RETRY_DELAY))
+        (run.cancelled if run is not None else _NEVER).wait(delay)
         return attempt + 1
 
     def _trace_text(self, output: Any) -> str:

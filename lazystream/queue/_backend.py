@@ -104,6 +104,13 @@ class Backend:
         for a session expire deleted (remembered for a while), or ``None`` if unknown."""
         raise NotImplementedError
 
+    def sessions(self, limit: int | None) -> list[dict[str, Any]]:
+        """Non-destructively list stored sessions, newest first (by ``started``), at most
+        ``limit``: ``{"sid", "pid", "host", "started", "ended", "status", "events", "last"}``
+        (``events``: how many are stored; ``last``: time of the latest activity or None).
+        Off the hot path: for ``lazystream sessions``, not for producers."""
+        raise NotImplementedError(f"the {self.name!r} queue backend cannot list its sessions yet")
+
     def expire(self, retention: float, idle_retention: float, now: float) -> int:
         """Delete sessions ended more than ``retention`` s ago, sessions with no event for
         ``idle_retention`` s, and consumed events older than ``retention`` s of sessions

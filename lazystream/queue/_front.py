@@ -34,7 +34,7 @@ from ._backend import StorageError, encode, encode_ns, pid_alive
 from ._hub import Hub
 
 __all__ = ["FileSystemQueue", "emit", "read_session", "tail", "TailReader", "prune", "backend", "has_unread", "producer_gone",
-           "flush", "ProducerGone", "SessionUnknown"]
+           "flush", "sessions", "ProducerGone", "SessionUnknown"]
 
 
 class ProducerGone(RuntimeError):
@@ -424,6 +424,17 @@ def _unknown(sid: str, info: dict[str, Any] | None, waited: float | None) -> str
         return (f"no session {sid!r} in the store after {grace:g} s (LAZYSTREAM_START_GRACE): it never "
                 "started here, or it ended and was removed by retention long ago; check the sid and LAZYSTREAM_HOME")
     return None
+
+
+def sessions(limit: int | None = None) -> list[dict[str, Any]]:
+    """Return the stored sessions, newest first, at most ``limit``: each
+    ``{"sid", "pid", "host", "started", "ended", "status", "events", "last"}``.
+
+    For inspection (``lazystream sessions``), off any producer's hot path. Raises
+    ``StorageError`` when the store cannot be read.
+    """
+    _check_limit(limit)
+    return backend().sessions(limit)
 
 
 def producer_gone(sid: str) -> str | None:

@@ -555,6 +555,10 @@ class Hub:
         self.sync(sid)
         return self.backend.session_info(sid)
 
+    def sessions(self, limit: int | None) -> list[dict[str, Any]]:
+        self.flush()
+        return self.backend.sessions(limit)
+
     # --- waiting ------------------------------------------------------------------------
     # Readers wait on a key: (sid, queue), or (sid, None) for a whole session. A store wakes
     # only the readers of the keys it touched, so many sessions at once do not all wake on

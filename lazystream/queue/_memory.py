@@ -78,6 +78,14 @@ class MemoryBackend(Backend):
                 return {"pid": None, "host": None, "started": None, "ended": gone[0], "status": gone[1], "pruned": True}
             return None
 
+    def sessions(self, limit: int | None) -> list[dict[str, Any]]:
+        with self._lock:
+            newest = sorted(self._sessions.items(), key=lambda item: item[1]["started"], reverse=True)
+            return [{**{k: info[k] for k in ("pid", "host", "started", "ended", "status")}, "sid": sid,
+                     "events": len(self._log.get(sid, ())),
+                     "last": self._log[sid][-1][6] if self._log.get(sid) else None}
+                    for sid, info in newest[:limit]]
+
     def expire(self, retention: float, idle_retention: float, now: float) -> int:
         cutoff, idle_cutoff = now - retention, now - idle_retention
         deleted = 0

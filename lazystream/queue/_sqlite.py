@@ -278,6 +278,16 @@ class SqliteBackend(Backend):
             return {"pid": None, "host": None, "started": None, "ended": row[0], "status": row[1], "pruned": True}
         return None
 
+    @_names_the_file
+    def sessions(self, limit: int | None) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT s.sid, s.pid, s.host, s.started, s.ended, s.status, "
+            "(SELECT COUNT(*) FROM events e WHERE e.seq BETWEEN s.first_seq AND IFNULL(s.last_seq, 1e18) "
+            "AND e.session = s.id), MAX(s.seen, IFNULL(s.ended, 0)) "
+            "FROM sessions s ORDER BY s.started DESC, s.id DESC LIMIT ?", (-1 if limit is None else limit,))
+        keys = ("sid", "pid", "host", "started", "ended", "status", "events", "last")
+        return [dict(zip(keys, row)) for row in rows]
+
     # --- retention --------------------------------------------------------------------
     @_names_the_file
     def expire(self, retention: float, idle_retention: float, now: float) -> int:
