@@ -51,7 +51,7 @@ def test_sessions_lists_newest_first_with_status_events_and_process(backend_kind
     rows = list_sessions()
     assert [(r.sid, r.status, r.events, r.pid) for r in rows] == [
         ("open-one", "running", 1, os.getpid()),
-        (second, "error", 2, os.getpid()),
+        (second, "error", 3, os.getpid()),     # status, error, end
         (first, "ok", 2, os.getpid())]
     assert [r.sid for r in list_sessions(2)] == ["open-one", second]
 
@@ -63,7 +63,7 @@ def test_sessions_from_another_process(fresh_home):
     listed = [json.loads(line) for line in proc.stdout.splitlines()]
     # this process is alive, so its open session is "running" from the other process too
     assert [(r["sid"], r["status"], r["events"]) for r in listed] == [
-        ("open-one", "running", 1), (second, "error", 2), (first, "ok", 2)]
+        ("open-one", "running", 1), (second, "error", 3), (first, "ok", 2)]
 
 
 def test_a_session_whose_process_died_says_so(fresh_home):
