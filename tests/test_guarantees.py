@@ -304,7 +304,9 @@ def test_in_process_readers_never_ask_the_store(monkeypatch, backend_kind):
             assert q.dequeue() == []      # the seed's polling loop
         assert [e.data for e in read_session(sid)] == [str(i) for i in range(300)]
     assert got == [str(i) for i in range(300)]
-    assert reads[0] <= 1, "one look at the store when a reader first meets a session, then none"
+    # one look when a reader first meets a session (and one per safety wake-up), not one
+    # per token or per poll
+    assert reads[0] <= 3, f"{reads[0]} store reads for 300 tokens and 1,000 polls"
 
 
 def test_many_sessions_share_few_stores(monkeypatch, backend_kind):
