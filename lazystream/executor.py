@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .queue import has_unread
+from .queue import has_unread, wake
 from .runs import Run, current_run, report_error, run_call
 from .session import _sid, current_ns, current_sid, is_explicit
 
@@ -117,7 +117,12 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         future.__class__ = _DrainedFuture   # same layout; only done() and cancel() differ
         future._lazystream_sid = context[_sid]
         future._lazystream_cell = cell
+        future.add_done_callback(_wake_readers)   # a polling reader waiting in dequeue() checks done()
         return future
+
+
+def _wake_readers(future: concurrent.futures.Future) -> None:
+    wake(future._lazystream_sid)  # type: ignore[attr-defined]
 
 
 def work_pool(max_workers: int) -> ThreadPoolExecutor:

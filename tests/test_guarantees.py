@@ -327,3 +327,29 @@ def test_import_lazystream_does_not_load_openai():
            "print('openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["False", "True"], out.stderr
+
+
+def test_the_seeds_polling_loop_waits_instead_of_spinning(backend_kind):
+    """``if q.dequeue(): … elif future.done(): break``, unchanged: a second empty dequeue
+    in a row waits for the session's next store or the future (at most 20 ms)."""
+    release = threading.Event()
+
+    def work():
+        release.wait(10)
+        FileSystemQueue().enqueue("late")
+        return "done"
+
+    passes, got = 0, []
+    with lazystream.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(work)
+        timer = threading.Timer(0.3, release.set)
+        timer.start()
+        while True:
+            passes += 1
+            if value := FileSystemQueue().dequeue():
+                got += value
+            elif future.done():
+                break
+    timer.join()
+    assert (got, future.result()) == (["late"], "done")
+    assert passes < 200, f"{passes} passes in 0.3 s: the loop spins"

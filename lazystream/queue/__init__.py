@@ -8,7 +8,7 @@ caches and wakes.
 """
 from ._backend import Backend, QueueBusy, StorageError
 from ._front import (FileSystemQueue, ProducerGone, SessionUnknown, backend, emit, flush, has_unread, producer_gone,
-                     prune, read_session, reset, sessions, tail, TailReader)
+                     prune, read_session, reset, sessions, tail, TailReader, wake)
 
-__all__ = ["FileSystemQueue", "emit", "flush", "read_session", "tail", "TailReader", "prune", "backend", "reset", "sessions", "has_unread",
-           "producer_gone", "Backend", "StorageError", "QueueBusy", "ProducerGone", "SessionUnknown"]
+__all__ = ["FileSystemQueue", "emit", "flush", "read_session", "tail", "TailReader", "prune", "backend", "reset", "sessions",
+           "has_unread", "producer_gone", "wake", "Backend", "StorageError", "QueueBusy", "ProducerGone", "SessionUnknown"]

@@ -260,15 +260,19 @@ class FileSystemQueue:
         """
         sid = _sid(sid)
         _note_reader(sid, self._name)
-        return (_backend or backend()).take(sid, self._name, _check_limit(limit))
+        b = _backend or backend()
+        items = b.take(sid, self._name, _check_limit(limit))
+        return items if items else _after_empty(b, sid, self._name, limit)
 
     def get(self, timeout: float | None = None, *, limit: int | None = None, sid: str | None = None) -> list[Any]:
-        """Block until at least one item arrives, then remove and return the items.
+        """Block until at least one item arrives, then remove and return the items: at
+        most ``limit``, or 4,096 when ``limit`` is None, so a reader that fell far behind
+        catches up in bounded steps instead of holding the whole backlog in memory.
 
         Returns ``[]`` when ``timeout`` seconds pass first (``None``: wait for ever).
         """
         b, sid, deadline = (_backend or backend()), _sid(sid), _deadline(timeout)
-        _check_limit(limit)
+        limit = _GET_BATCH if _check_limit(limit) is None else limit
         _note_reader(sid, self._name)
         key = (sid, self._name)
         while True:
@@ -300,6 +304,32 @@ class FileSystemQueue:
         Use the last event's ``seq`` as the next ``after`` to resume.
         """
         return (_backend or backend()).read(_sid(sid), (self._name,), after, _check_limit(limit))
+
+
+# A polling loop (the seed's ``if q.dequeue(): … elif future.done(): break``) must not burn
+# a core. When this thread finds the session empty twice with nothing stored in between,
+# the second ``dequeue()`` waits (woken by the next store of the session or by its future
+# finishing) for at most _POLL_WAIT before it returns [].
+_POLL_WAIT = 0.02
+_poller = threading.local()
+
+
+def _after_empty(b: Hub, sid: str, queue: str, limit: int | None) -> list[Any]:
+    key = (sid, None)
+    token = b.generation(key)
+    if getattr(_poller, "last", None) != (sid, token):
+        _poller.last = (sid, token)    # something happened since: no wait this time
+        return []
+    b.wait(token, _POLL_WAIT, key)
+    items = b.take(sid, queue, limit)
+    _poller.last = None if items else (sid, b.generation(key))
+    return items
+
+
+def wake(sid: str) -> None:
+    """Wake this process's readers of ``sid`` (a future of its work finished)."""
+    if _backend is not None:
+        _backend.notify(((sid, None),))
 
 
 # Which queues of a session have been read destructively in this process: the queues a
@@ -346,6 +376,7 @@ def read_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = N
 
 
 _LIVENESS_EVERY = 0.5
+_GET_BATCH = 4096
 _STOPS = (TERMINAL, IDLE)
 
 

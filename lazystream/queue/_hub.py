@@ -48,12 +48,12 @@ from ._backend import (
 __all__ = ["LINGER", "MAX_PENDING", "Hub"]
 
 LINGER = 0.002                 # s between two stores of one process (group commit)
-MAX_PENDING = 20_000           # rows waiting in memory before producers wait
+MAX_PENDING = 5_000           # rows waiting in memory before producers wait
 BACKPRESSURE_TIMEOUT = 30.0    # s a producer waits above MAX_PENDING before StorageError
 CURSOR_PERSIST = 1.0           # s between lazy writes of moved dequeue cursors
 _RETRY = (0.05, 2.0)           # back-off bounds while the store fails
-_MIN_WINDOW, _MAX_WINDOW = 256, 16_384   # events cached per session (fewer, the more sessions)
-_MAX_CACHED = 50_000           # events cached in all, at most
+_MIN_WINDOW, _MAX_WINDOW = 256, 4_096   # events cached per session (fewer, the more sessions)
+_MAX_CACHED = 20_000           # events cached in all, at most
 _MAX_KEYS = 100_000
 _IMMUTABLE = (str, int, float, bool, type(None))
 

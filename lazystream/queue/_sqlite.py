@@ -154,6 +154,9 @@ class SqliteBackend(Backend):
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
+        # The log is appended and read near its end: a small page cache per connection is
+        # enough, and keeps memory flat (SQLite's default is 2 MiB per connection).
+        conn.execute("PRAGMA cache_size=-256")
         return conn
 
     def _conn(self) -> sqlite3.Connection:
