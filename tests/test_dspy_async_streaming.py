@@ -214,3 +214,21 @@ def test_status_hooks_in_the_run_fire_once_though_listed_in_settings_callbacks(l
                 if isinstance(i, dspy.streaming.StatusMessage)]
     assert messages == ["Calling tool double...",
                         "Tool calling finished! Querying the LLM with tool calling results..."] * 2
+
+
+def test_closing_the_stream_of_an_async_program_stops_a_stalled_model_at_once():
+    from lazystream.llm.engine import Faults, Turn
+
+    # One token of the answer, then the model stalls for a minute: the cancel must not wait.
+    engine = Engine(lambda request: Turn(tokens=["[[ ## answer ## ]]\nHello", " big", " world"]),
+                    faults=Faults(stall=60, stall_after=1))
+    program = AsyncQA()
+    stream = dspy.streamify(program, stream_listeners=[StreamListener("answer")],
+                            is_async_program=True, async_streaming=False)
+    with engine as url:
+        with dspy.context(lm=dspy.LM("openai/m", api_base=url, cache=False)):
+            gen = stream(question="q")
+            assert next(gen) == StreamResponse("predict", "answer", "Hello")
+            gen.close()
+        assert isinstance(program.outcomes.get(timeout=10), concurrent.futures.CancelledError)
+        assert engine.wait_disconnects(1, timeout=10)

@@ -31,7 +31,7 @@ import contextlib
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from ..llm._closer import stream_closer
@@ -228,11 +228,24 @@ class LM(ModuleBase):
             stream_options={"include_usage": True}, **params)
         parts: list[str] = []
         cancelled = run.cancelled
+        owner = current_lazy_run()
+        task = asyncio.current_task()
+        # the run's cancel (from any thread) cancels this task: a stalled model does not
+        # delay the stop
+        closing = owner.on_cancel(_canceller(task)) if owner is not None and task is not None \
+            else contextlib.nullcontext()
         try:
-            async for chunk in stream:
-                if cancelled.is_set():
-                    break
-                _take(chunk, parts, call)
+            with closing:
+                async for chunk in stream:
+                    if cancelled.is_set():
+                        break
+                    _take(chunk, parts, call)
+        except asyncio.CancelledError:
+            if not cancelled.is_set():
+                raise   # the task was cancelled by its own caller, not by the run
+            if task is not None and hasattr(task, "uncancel"):
+                task.uncancel()
+            check_cancelled(run)
         finally:
             await stream.close()  # also on cancel: the model server sees the connection close
         check_cancelled(run)
@@ -275,6 +288,18 @@ class LM(ModuleBase):
                 base_url, key, options = self._endpoint()
                 self._client_obj = openai.OpenAI(api_key=key, base_url=base_url, **options)
             return self._client_obj
+
+
+def _canceller(task: asyncio.Task) -> Callable[[], None]:
+    """Return a function that cancels ``task`` from any thread (a no-op once its loop closed)."""
+    loop = task.get_loop()
+
+    def cancel() -> None:
+        try:
+            loop.call_soon_threadsafe(task.cancel)
+        except RuntimeError:
+            pass   # the loop already closed: the task is over
+    return cancel
 
 
 async def _closed_with_loop(client: Any) -> AsyncIterator[None]:
