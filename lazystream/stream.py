@@ -8,9 +8,11 @@ Each call runs the work in a fresh session (``.sid``) as that session's only run
 yields every ``Event`` of the session in order, from ``run_start`` through ``end`` (see
 docs/events.md). After the end, ``.result`` is the return value and ``.usage`` the run's
 token totals; if the work failed, iterating raises its exception after the ``error``,
-``run_end`` and ``end`` events were yielded. ``cancel()`` stops the run (its model's HTTP
-stream is closed at once); so does leaving the loop early (``break``, ``close()``,
-``aclose()``, garbage collection).
+``run_end`` and ``end`` events were yielded. ``cancel()`` (or ``lazystream.cancel(sid)``)
+stops the run — its model's HTTP stream is closed at once — and the iteration ends
+normally with ``end{status: "cancelled"}`` (``.result`` then raises ``RunCancelled``);
+leaving the loop early (``break``, ``close()``, ``aclose()``, garbage collection) cancels
+too.
 
 The sync and the async stream share one core (``_RunCall.pump``); they differ only in how
 they wait (the async one waits in a reader thread), so both yield the same events in the
@@ -28,7 +30,7 @@ from .events import TERMINAL, Event
 from .executor import ThreadPoolExecutor
 from .queue import read_session
 from .runs import cancel as cancel_session, run_call
-from .session import _new_sid, session
+from .session import _new_sid, is_cancellation, session
 
 __all__ = ["stream", "astream", "RunStream", "AsyncRunStream"]
 
@@ -90,7 +92,9 @@ class _RunCall:
         if self._ended:
             self.done = True
             self._wait_result()
-            self._future.result()   # raises the work's exception, unwrapped
+            error = self._future.exception()
+            if error is not None and not is_cancellation(error):
+                raise error   # the work's exception, unwrapped; a cancelled run just ends
             return []
         events = read_session(self.sid, self.after, timeout=timeout)
         if not events and self._future.done():

@@ -305,3 +305,33 @@ def test_a_tool_result_with_a_lone_surrogate_does_not_abort_the_agent():
     assert answer.startswith("list_files returned report-")
     [result] = [e.data for e in read_session(sid) if e.kind == "tool_result"]
     assert result["content"] == "report-\\udcff.txt" and result["error"] is None
+
+
+def test_concurrent_calls_of_one_module_at_one_place_get_distinct_ns():
+    import threading as th
+    both_asked = th.Barrier(2, timeout=10)
+
+    def policy(request):
+        both_asked.wait()   # neither reply starts before both calls are open
+        return "a b c"
+
+    engine = Engine(policy, model="m")
+    with engine as url:
+        llm = llm_for(url)
+        with session() as sid:
+            with ThreadPoolExecutor(1) as pool:
+                def two_at_once(q):
+                    with ThreadPoolExecutor(2) as inner:
+                        return [f.result() for f in [inner.submit(llm, q), inner.submit(llm, q)]]
+                assert pool.submit(two_at_once, "q").result() == ["a b c", "a b c"]
+    events = read_session(sid)
+    starts = [e for e in events if e.kind == "message_start"]
+    assert len(starts) == 2
+    # each message's events share one ns, and the two ns differ: text attributes to one message
+    by_ns = {}
+    for e in events:
+        if e.kind in ("message_start", "text", "message_end"):
+            by_ns.setdefault(e.ns, []).append(e.kind)
+    assert len(by_ns) == 2
+    assert all(kinds[0] == "message_start" and kinds[-1] == "message_end" and kinds.count("text") == 3
+               for kinds in by_ns.values())

@@ -85,12 +85,13 @@ def test_stream_cancel_ends_the_stream_with_cancelled():
     with engine as url:
         s = lazystream.stream(llm_for(url), "q")
         got = []
-        with pytest.raises(RunCancelled):
-            for event in s:
-                got.append(event.kind)
-                if event.kind == "text":
-                    s.cancel()
+        for event in s:   # a cancelled run is no failure: the iteration just ends
+            got.append(event.kind)
+            if event.kind == "text":
+                s.cancel()
     assert got[-3:] == ["message_end", "run_end", "end"]
+    with pytest.raises(RunCancelled):
+        s.result
     assert [e.data["finish_reason"] for e in read_session(s.sid) if e.kind == "message_end"] == ["cancelled"]
 
 
@@ -209,3 +210,15 @@ def test_readme_pattern_in_a_process_that_stays_alive_ends_its_tail(tmp_path):
     assert kinds(events) == ["run_start", "message_start", "text", "text", "usage", "message_end", "run_end",
                              "idle"]
     assert events[-1].data == {"run": events[0].data["run"]}
+
+
+def test_cli_tail_of_a_session_with_no_events_says_so_and_times_out():
+    proc = subprocess.run([sys.executable, "-m", "lazystream", "tail", "no-events-here", "--timeout", "0.3"],
+                          capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "lazystream tail: session 'no-events-here' has no events yet; waiting up to 10 s for it to start "
+        "(LAZYSTREAM_START_GRACE), then for its events (giving up after 0.3 s)",
+        "lazystream tail: tail: no event in session 'no-events-here' for 0.3 s",
+    ]

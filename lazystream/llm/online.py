@@ -28,6 +28,7 @@ import openai
 
 from ..module import ModuleBase
 from ..runs import Run, RunCancelled, current_run, report_error
+from ..session import current_ns, current_sid, ns_scope
 from ._closer import stream_closer
 from ._history import history_messages
 from ._rawtext_parser import RawToolCallParser
@@ -199,11 +200,30 @@ class OnlineChatModule(ModuleBase):
         return content
 
     def _streamed(self, request: dict[str, Any]) -> str | dict[str, Any]:
-        """The streaming call, as one message: message_start … message_end."""
+        """The streaming call, as one message: message_start … message_end.
+
+        Readers attribute bare ``text`` to the message open at the same ``(sid, ns)``; when
+        this module already streams a message there (called again concurrently), this
+        call's events get its message id appended to their ``ns``.
+        """
+        message = f"msg_{uuid.uuid4().hex}"
+        key = (current_sid(), current_ns())
+        with _open_lock:
+            clash = key in _open_messages
+            if not clash:
+                _open_messages.add(key)
+        try:
+            with ns_scope(message) if clash else _nothing():
+                return self._message(request, message)
+        finally:
+            if not clash:
+                with _open_lock:
+                    _open_messages.discard(key)
+
+    def _message(self, request: dict[str, Any], message: str) -> str | dict[str, Any]:
         request["stream"] = True
         request["stream_options"] = {"include_usage": True}
         run = current_run()
-        message = f"msg_{uuid.uuid4().hex}"
         self.emit("message_start", {"id": message, "run": run.id if run is not None else None,
                                     "role": "assistant", "model": self._model})
         try:
@@ -343,6 +363,10 @@ class OnlineChatModule(ModuleBase):
 
 
 _NEVER = threading.Event()   # the cancel flag of work outside any run: never set
+# (sid, ns) pairs where a message of a module is streaming now: a second concurrent call at
+# the same place gets a distinct ns (see _streamed). Entries live only while a call streams.
+_open_messages: set[tuple[str, tuple[str, ...]]] = set()
+_open_lock = threading.Lock()
 
 
 class _nothing:
