@@ -115,6 +115,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         else:
             future = super().submit(context.run, _run_reporting, fn, args, kwargs)
         future.__class__ = _DrainedFuture   # same layout; only done() and cancel() differ
+        assert isinstance(future, _DrainedFuture)
         future._lazystream_sid = context[_sid]
         future._lazystream_cell = cell
         future.add_done_callback(_wake_readers)   # a polling reader waiting in dequeue() checks done()

@@ -21,7 +21,7 @@ from .events import DEFAULT_QUEUE, Event
 from .queue import FileSystemQueue, TailReader, backend, read_session
 from .session import current_sid
 
-__all__ = ["follow", "afollow", "atail", "aread_session"]
+__all__ = ["afollow", "aread_session", "atail", "follow"]
 
 _STEP = 0.5   # how long one async step may block a reader thread
 

@@ -29,25 +29,44 @@ from .events import CONTROL_QUEUE, IDLE
 from .queue import backend, emit
 from .session import current_ns, current_sid, is_cancellation
 
-__all__ = ["Run", "RunCancelled", "current_run", "check_cancelled", "cancel", "open_run",
-           "run_call", "report_error", "add_usage"]
+__all__ = [
+    "Run",
+    "RunCancelled",
+    "add_usage",
+    "cancel",
+    "check_cancelled",
+    "current_run",
+    "open_run",
+    "report_error",
+    "run_call",
+]
 
 
 class RunCancelled(concurrent.futures.CancelledError):
     """The run was cancelled (``lazystream.cancel``, ``future.cancel()``, a reader left)."""
 
 
-_current: ContextVar["Run | None"] = ContextVar("lazystream_run", default=None)
+_current: ContextVar[Run | None] = ContextVar("lazystream_run", default=None)
 _lock = threading.Lock()
-_active: dict[str, set["Run"]] = {}      # sid -> its open runs in this process
+_active: dict[str, set[Run]] = {}      # sid -> its open runs in this process
 _open_implicit: dict[str, int] = {}      # sid -> open runs of an implicit session
 
 
 class Run:
     """The state of one open run: its id, session, cancellation flag, usage totals."""
 
-    __slots__ = ("id", "sid", "name", "started", "cancelled", "usage", "output", "_closers", "_lock",
-                 "__weakref__")
+    __slots__ = (
+        "__weakref__",
+        "_closers",
+        "_lock",
+        "cancelled",
+        "id",
+        "name",
+        "output",
+        "sid",
+        "started",
+        "usage",
+    )
 
     def __init__(self, sid: str, name: str) -> None:
         self.id = f"run_{uuid.uuid4().hex}"
@@ -142,7 +161,7 @@ def _error(exc: BaseException) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def open_run(name: str, input: Any, *, implicit: bool = False) -> Iterator[Run]:  # noqa: A002
+def open_run(name: str, input: Any, *, implicit: bool = False) -> Iterator[Run]:
     """Open a run in the current session for the block: ``run_start`` now, ``run_end``
     (ok / error / cancelled) at exit, the ``error`` event first on failure.
 

@@ -141,7 +141,8 @@ def session(sid: str | None = None) -> Iterator[str]:
     token = _sid.set(sid)
     ns_token = _ns.set(())
     explicit_token = _explicit.set(True)
-    status, exc = "ok", None
+    status: str = "ok"
+    exc: BaseException | None = None
     try:
         yield sid
     except GeneratorExit as e:
@@ -157,8 +158,8 @@ def session(sid: str | None = None) -> Iterator[str]:
         if _release(sid):
             with _globals_lock:
                 _globals.pop(sid, None)
-            for listener in _close_listeners:
-                listener(sid, status, exc)
+            for close_listener in _close_listeners:
+                close_listener(sid, status, exc)
 
 
 def _release(sid: str) -> bool:

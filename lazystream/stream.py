@@ -23,16 +23,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 from .events import TERMINAL, Event
 from .executor import ThreadPoolExecutor
 from .queue import read_session
-from .runs import cancel as cancel_session, run_call
+from .runs import cancel as cancel_session
+from .runs import run_call
 from .session import _new_sid, is_cancellation, session
 
-__all__ = ["stream", "astream", "RunStream", "AsyncRunStream"]
+__all__ = ["AsyncRunStream", "RunStream", "astream", "stream"]
 
 _WAIT = 0.5   # how long one read blocks before the reader checks that the producer lives
 _RESULT_WAIT = 60.0
@@ -164,7 +165,7 @@ class RunStream(_Base):
         self._call = call
         self._gen = self._events()
 
-    def _events(self) -> Iterator[Event]:
+    def _events(self) -> Generator[Event, None, None]:
         call = self._call
         try:
             while not call.done:
@@ -196,7 +197,7 @@ class AsyncRunStream(_Base):
         self._call = call
         self._gen = self._events()
 
-    async def _events(self) -> Any:
+    async def _events(self) -> AsyncGenerator[Event, None]:
         call = self._call
         loop = asyncio.get_running_loop()
         pool = _reader_pool()

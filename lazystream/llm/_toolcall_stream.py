@@ -84,7 +84,7 @@ class ToolCallAssembler:
                 call.name += name
             if args:
                 call.args.append(args)
-                if call.started:
+                if call.started and call.id is not None:
                     self._on_delta(call.id, args)
                 else:
                     self._start(call)
@@ -93,11 +93,10 @@ class ToolCallAssembler:
         if call.started:
             return
         call.started = True
-        if call.id is None:
-            call.id = new_call_id()
-        self._on_start(call.id, call.name, call.number)
+        call_id = call.id = call.id or new_call_id()
+        self._on_start(call_id, call.name, call.number)
         for piece in call.args:
-            self._on_delta(call.id, piece)
+            self._on_delta(call_id, piece)
 
     def calls(self) -> list[dict[str, Any]]:
         """The calls in OpenAI message format, in order (reports the unstarted ones)."""

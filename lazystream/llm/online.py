@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -128,7 +127,7 @@ class OnlineChatModule(ModuleBase):
         return f"<{type(self).__name__} {self.name!r} model={self._model!r} base_url={self.base_url!r}>"
 
     # -- the call ----------------------------------------------------------------------
-    def forward(self, input: str | list[dict[str, Any]] | dict[str, Any], *,  # noqa: A002
+    def forward(self, input: str | list[dict[str, Any]] | dict[str, Any], *,
                 tools: list[dict[str, Any]] | None = None,
                 llm_chat_history: list[Any] | None = None, **params: Any) -> str | dict[str, Any]:
         """Send ``input`` (and ``tools``); return the text or the tool-call message.
@@ -155,7 +154,7 @@ class OnlineChatModule(ModuleBase):
             return self._streamed(request)
         return self._complete(request)
 
-    def _messages(self, input: Any) -> list[dict[str, Any]]:  # noqa: A002
+    def _messages(self, input: Any) -> list[dict[str, Any]]:
         if isinstance(input, str):
             messages = [{"role": "user", "content": input}]
         elif isinstance(input, dict) and "role" in input:
@@ -244,7 +243,7 @@ class OnlineChatModule(ModuleBase):
         self.emit("message_end", {"id": message, "finish_reason": finish})
         return state.result()
 
-    def _attempts(self, request: dict[str, Any], run: Run | None, message: str) -> "_StreamState":
+    def _attempts(self, request: dict[str, Any], run: Run | None, message: str) -> _StreamState:
         attempt = 0
         while True:
             _check(run)
@@ -266,7 +265,7 @@ class OnlineChatModule(ModuleBase):
                 except LLMError as final:
                     raise _caused(final, e) from e
 
-    def _run_stream(self, request: dict[str, Any], state: "_StreamState", run: Run | None) -> None:
+    def _run_stream(self, request: dict[str, Any], state: _StreamState, run: Run | None) -> None:
         stream = self._client.chat.completions.create(**request)
         emit_text, emit = self.stream_output, self.emit
         parser = state.parser
@@ -403,7 +402,7 @@ def _parsed(arguments: str) -> Any:
 class _StreamState:
     """What one streaming attempt has received so far."""
 
-    __slots__ = ("text", "assembler", "parser", "usage", "streamed", "message", "finish_reason")
+    __slots__ = ("assembler", "finish_reason", "message", "parser", "streamed", "text", "usage")
 
     def __init__(self, tool_call_format: Any, module: ModuleBase, message: str) -> None:
         def on_start(call_id: str, name: str, index: int) -> None:

@@ -22,7 +22,7 @@ from ..queue import emit
 from ..runs import RunCancelled, add_usage, current_run
 from ..session import is_cancellation
 
-__all__ = ["lm_call", "LMCall", "tracking", "usage_of"]
+__all__ = ["LMCall", "lm_call", "tracking", "usage_of"]
 
 _KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 

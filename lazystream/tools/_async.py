@@ -29,8 +29,11 @@ def run_awaitable(awaitable: Awaitable[Any], timeout: float | None, name: str) -
             return await asyncio.wait_for(awaitable, timeout)
 
         task = loop.create_task(bounded())
-        stop = (run.on_cancel(lambda: loop.call_soon_threadsafe(task.cancel))
-                if run is not None else contextlib.nullcontext())
+
+        def cancel_task() -> None:
+            loop.call_soon_threadsafe(task.cancel)
+
+        stop = run.on_cancel(cancel_task) if run is not None else contextlib.nullcontext()
         with stop:
             try:
                 return loop.run_until_complete(task)

@@ -12,7 +12,8 @@ import inspect
 import json
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, TimeoutError as FutureTimeout, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,8 +200,12 @@ def run_tool_calls(calls: Sequence[dict[str, Any]], tools: dict[str, Tool], *,
     pool = work_pool(max(1, len(runnable))) if runnable else None
     run = current_run()
     cancelled: Future | None = Future() if run is not None and runnable else None
-    watch = (run.on_cancel(lambda: cancelled.done() or cancelled.set_result(None))  # type: ignore[union-attr]
-             if cancelled is not None else contextlib.nullcontext())
+
+    def stop_waiting() -> None:
+        if cancelled is not None and not cancelled.done():
+            cancelled.set_result(None)
+
+    watch = run.on_cancel(stop_waiting) if run is not None and cancelled is not None else contextlib.nullcontext()
     try:
         with watch:
             for p in runnable:
@@ -208,6 +213,7 @@ def run_tool_calls(calls: Sequence[dict[str, Any]], tools: dict[str, Tool], *,
                     emit("tool_start", {"id": p.id, "name": p.name, "arguments": p.arguments},
                          ns=current_ns() + (p.name,), lenient=True)
                 p.started = time.monotonic()
+                assert pool is not None
                 p.future = pool.submit(_invoke, p.tool, p.kwargs, _limit(p, timeout))
             outcomes = []
             for p in prepared:
