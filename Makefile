@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/queue_bench.py
 	$(BIN)/python benchmarks/llm_bench.py
 	$(BIN)/python benchmarks/streamify_bench.py
+	$(BIN)/python benchmarks/scale_bench.py
 
 # mypy at default settings and ruff on its default rules: both must be clean
 lint: $(DEV_STAMP)

@@ -105,6 +105,47 @@ def scale_threads(n: int, seconds: float, rate: float = RATE) -> dict:
             "p50": pct(flat, 50), "p99": pct(flat, 99), "cpu": cpu, "in_time": in_time}
 
 
+def scale_stdqueue(n: int, seconds: float, rate: float = RATE) -> dict:
+    """The same threads over one ``queue.Queue`` per session: what the threads alone cost."""
+    per = int(rate * seconds)
+    t0 = time.perf_counter() + 0.5 + n / 2000
+    end = t0 + seconds + 1.0
+    queues = [stdqueue.Queue() for _ in range(n)]
+    lat: list[list[float]] = [[] for _ in range(n)]
+
+    def produce(i: int) -> None:
+        phase = i / (n * rate)
+        for k in range(per):
+            due = t0 + phase + k / rate
+            d = due - time.perf_counter()
+            if d > 0:
+                time.sleep(d)
+            queues[i].put(due)
+
+    def read(i: int) -> None:
+        mine = lat[i]
+        while len(mine) < per:
+            left = end - time.perf_counter()
+            if left <= 0:
+                return
+            try:
+                due = queues[i].get(timeout=left)
+            except stdqueue.Empty:
+                return
+            mine.append(time.perf_counter() - due)
+
+    threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(n)]
+    threads += [threading.Thread(target=produce, args=(i,), daemon=True) for i in range(n)]
+    cpu0 = time.process_time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.1, end + 5 - time.perf_counter()))
+    flat = [x for part in lat for x in part]
+    return {"offered": n * per, "in_time": sum(1 for x in flat if x <= end - t0), "p50": pct(flat, 50),
+            "p99": pct(flat, 99), "cpu": time.process_time() - cpu0}
+
+
 def scale_asyncio(n: int, seconds: float, rate: float = RATE) -> dict:
     """The same producers and readers as coroutines on one asyncio loop (the baseline)."""
     per = int(rate * seconds)
@@ -135,6 +176,51 @@ def scale_asyncio(n: int, seconds: float, rate: float = RATE) -> dict:
                 "p99": pct(lat, 99), "cpu": time.process_time() - cpu0}
 
     return asyncio.run(main())
+
+
+def scale_aget(n: int, seconds: float, rate: float = RATE) -> dict:
+    """The asyncio baseline's producers and readers, through FileSystemQueue: producers
+    ``enqueue``, readers ``await q.aget()`` (one event loop, the hub's writer thread)."""
+    per = int(rate * seconds)
+    q = FileSystemQueue.get_instance("bench_scale_async")
+    sids = [os.urandom(8).hex() for _ in range(n)]
+
+    async def main() -> dict:
+        loop = asyncio.get_running_loop()
+        t0 = loop.time() + 0.2
+        end = t0 + seconds + 1.0
+        lat: list[float] = []
+
+        async def produce(i: int) -> None:
+            phase, sid = i / (n * rate), sids[i]
+            for k in range(per):
+                due = t0 + phase + k / rate
+                d = due - loop.time()
+                if d > 0:
+                    await asyncio.sleep(d)
+                q.enqueue(due, sid=sid)
+
+        async def read(i: int) -> None:
+            got, sid = 0, sids[i]
+            while got < per:
+                left = end - loop.time()
+                if left <= 0:
+                    return
+                items = await q.aget(timeout=left, sid=sid)
+                now = loop.time()
+                got += len(items)
+                lat.extend(now - due for due in items)
+
+        cpu0 = time.process_time()
+        await asyncio.gather(*(produce(i) for i in range(n)), *(read(i) for i in range(n)))
+        return {"offered": n * per, "in_time": sum(1 for x in lat if x <= end - t0), "p50": pct(lat, 50),
+                "p99": pct(lat, 99), "cpu": time.process_time() - cpu0}
+
+    result = asyncio.run(main())
+    lazystream.queue.flush()
+    stored = sum(len(q.read(sid=sid)) for sid in sids)
+    result["lost"] = max(0, result["offered"] - stored)
+    return result
 
 
 # --- (2) one paced session ----------------------------------------------------------------
@@ -424,12 +510,20 @@ def main() -> None:
         if str(n) in skip:
             continue
         a = scale_asyncio(n, seconds)
+        sq = scale_stdqueue(n, seconds)
         ours = scale_threads(n, seconds)
+        ours_async = scale_aget(n, seconds)
         row(f"(1) {n:,} sessions x 50 tok/s x {seconds:g} s: asyncio loop", f"{a['delivered'] / a['offered']:.1%} "
             f"delivered, lost {a['lost']}", f"p50 {ms(a['p50'])}, p99 {ms(a['p99'])}", f"CPU {a['cpu']:.1f} s")
+        row(f"(1) {n:,} sessions x 50 tok/s x {seconds:g} s: queue.Queue, 2 threads/session",
+            f"{sq['in_time'] / sq['offered']:.1%} delivered in time", f"p50 {ms(sq['p50'])}, p99 {ms(sq['p99'])}",
+            f"CPU {sq['cpu']:.1f} s")
         row(f"(1) {n:,} sessions x 50 tok/s x {seconds:g} s: FileSystemQueue, 2 threads/session",
             f"{ours['in_time'] / ours['offered']:.1%} delivered in time, lost {ours['lost']}",
             f"p50 {ms(ours['p50'])}, p99 {ms(ours['p99'])}", f"CPU {ours['cpu']:.1f} s")
+        row(f"(1) {n:,} sessions x 50 tok/s x {seconds:g} s: FileSystemQueue, asyncio producers + aget readers",
+            f"{ours_async['in_time'] / ours_async['offered']:.1%} delivered in time, lost {ours_async['lost']}",
+            f"p50 {ms(ours_async['p50'])}, p99 {ms(ours_async['p99'])}", f"CPU {ours_async['cpu']:.1f} s")
     n2 = 200 if args.quick else 1000
     lat, base = paced_one(200, n2)
     row("(2) 1 session paced 200 tok/s: queue.Queue", f"p50 {ms(pct(base, 50))}", f"p99 {ms(pct(base, 99))}", "baseline")

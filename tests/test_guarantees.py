@@ -353,3 +353,30 @@ def test_the_seeds_polling_loop_waits_instead_of_spinning(backend_kind):
     timer.join()
     assert (got, future.result()) == (["late"], "done")
     assert passes < 200, f"{passes} passes in 0.3 s: the loop spins"
+
+
+def test_coroutines_read_without_a_thread_each(backend_kind):
+    """``aget`` suspends on the hub (no thread per reader): 50 sessions on one loop."""
+    import asyncio
+    q = FileSystemQueue.get_instance("async-readers")
+    sids = [f"async-{i}" for i in range(50)]
+
+    async def main():
+        async def produce(sid):
+            for k in range(20):
+                await asyncio.sleep(0)
+                q.enqueue(k, sid=sid)
+
+        async def read(sid):
+            got = []
+            while len(got) < 20:
+                got += await q.aget(timeout=20, sid=sid)
+            return got
+
+        results = await asyncio.gather(*(read(s) for s in sids), *(produce(s) for s in sids))
+        return results[:len(sids)], await q.aget(timeout=0.05, sid=sids[0])
+
+    threads = threading.active_count()
+    got, after = asyncio.run(main())
+    assert got == [list(range(20))] * 50 and after == []
+    assert threading.active_count() <= threads + 3   # the writer (and listeners), not 50 readers

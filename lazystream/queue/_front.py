@@ -285,6 +285,24 @@ class FileSystemQueue:
                 return []
             b.wait(token, remaining, key)
 
+    async def aget(self, timeout: float | None = None, *, limit: int | None = None,
+                   sid: str | None = None) -> list[Any]:
+        """``get`` for coroutines: suspends without blocking the event loop (no thread
+        per reader), so one loop can read thousands of sessions."""
+        b, sid, deadline = (_backend or backend()), _sid(sid), _deadline(timeout)
+        limit = _GET_BATCH if _check_limit(limit) is None else limit
+        _note_reader(sid, self._name)
+        key = (sid, self._name)
+        while True:
+            token = b.generation(key)
+            items = b.take(sid, self._name, limit, sync=False)
+            if items:
+                return items
+            remaining = _remaining(deadline)
+            if remaining == 0:
+                return []
+            await b.wait_async(token, remaining, key)
+
     def peek(self, *, sid: str | None = None) -> Any:
         """Return the next item without removing it, or ``None`` when empty."""
         event = (_backend or backend()).peek(_sid(sid), self._name)

@@ -52,8 +52,8 @@ MAX_PENDING = 5_000           # rows waiting in memory before producers wait
 BACKPRESSURE_TIMEOUT = 30.0    # s a producer waits above MAX_PENDING before StorageError
 CURSOR_PERSIST = 1.0           # s between lazy writes of moved dequeue cursors
 _RETRY = (0.05, 2.0)           # back-off bounds while the store fails
-_MIN_WINDOW, _MAX_WINDOW = 256, 4_096   # events cached per session (fewer, the more sessions)
-_MAX_CACHED = 20_000           # events cached in all, at most
+_MIN_WINDOW, _MAX_WINDOW = 128, 4_096   # events cached per session (fewer, the more sessions)
+_MAX_CACHED = 250_000           # events cached in all, at most
 _MAX_KEYS = 100_000
 _IMMUTABLE = (str, int, float, bool, type(None))
 
@@ -134,6 +134,29 @@ class _Decoded:
         self.data = data
 
 
+def _settle(future: Any) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _settle_all(futures: list[Any]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
+
+
+def _wake_futures(futures: list[Any]) -> None:
+    """Resolve coroutines' futures on their own loops: one thread-safe call per loop."""
+    by_loop: dict[Any, list[Any]] = {}
+    for future in futures:
+        by_loop.setdefault(future.get_loop(), []).append(future)
+    for loop, group in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_all, group)
+        except RuntimeError:   # that loop is closed: nobody waits any more
+            pass
+
+
 def _project(kind: str, data: Any) -> Any:
     """The seed projection: a trace is read as its text."""
     return data["text"] if kind == "trace" and type(data) is dict and "text" in data else data
@@ -197,6 +220,7 @@ class Hub:
         self._key_generation: dict[Key, int] = {}
         self._waiting: dict[Key, list] = {}
         self._watching = False
+        self._async_waiting: dict[Key, list[Any]] = {}   # key -> asyncio futures of coroutines
         ref = weakref.ref(self)
         atexit.register(lambda: None if (h := ref()) is None else h.close())
 
@@ -510,9 +534,13 @@ class Hub:
         except StorageError:
             pass
 
-    def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
-        """Return the items after this process's cursor of the queue and move it past them."""
-        self.sync(sid)
+    def take(self, sid: str, queue: str, limit: int | None, *, sync: bool = True) -> list[Any]:
+        """Return the items after this process's cursor of the queue and move it past them.
+
+        ``sync=False``: do not wait for this process's unstored writes (a coroutine waits
+        for their store's notification instead of blocking its loop)."""
+        if sync:
+            self.sync(sid)
         cursor = self._cursor(sid, queue)
         tail = self._tails.get(sid)
         if tail is not None and tail.epoch == self._epoch and cursor.pos >= tail.floor \
@@ -570,6 +598,7 @@ class Hub:
 
     def notify(self, keys: Iterable[Key] | None = None) -> None:
         """Wake the readers of ``keys`` (and of their whole sessions), or every reader."""
+        woken: list[Any] = []
         with self._wait_lock:
             if keys is None or len(self._key_generation) > _MAX_KEYS:
                 if keys is not None:
@@ -577,14 +606,23 @@ class Hub:
                 self._global += 1
                 for cond, _ in self._waiting.values():
                     cond.notify_all()
-                return
-            gens, waiting = self._key_generation, self._waiting
-            for sid, queue in keys:
-                for key in ((sid, queue), (sid, None)):
-                    gens[key] = gens.get(key, 0) + 1
-                    entry = waiting.get(key)
-                    if entry is not None:
-                        entry[0].notify_all()
+                for futures in self._async_waiting.values():
+                    woken += futures
+                self._async_waiting.clear()
+            else:
+                gens, waiting, async_waiting = self._key_generation, self._waiting, self._async_waiting
+                for sid, queue in keys:
+                    for key in ((sid, queue), (sid, None)):
+                        gens[key] = gens.get(key, 0) + 1
+                        entry = waiting.get(key)
+                        if entry is not None:
+                            entry[0].notify_all()
+                        if async_waiting:
+                            futures = async_waiting.pop(key, None)
+                            if futures:
+                                woken += futures
+        if woken:
+            _wake_futures(woken)
 
     def _external(self, sids: Iterable[str] | None) -> None:
         """Another process stored something: distrust the caches, wake the readers."""
@@ -617,6 +655,39 @@ class Hub:
                 entry[1] -= 1
                 if entry[1] == 0:
                     del self._waiting[key]
+
+    async def wait_async(self, token: tuple[int, int], timeout: float | None, key: Key) -> None:
+        """``wait`` for coroutines: suspend (never block the loop) until ``generation(key)``
+        moves past ``token`` or ``timeout`` passes. The writer thread resolves the
+        awaited future through the loop's ``call_soon_threadsafe``, once per loop per store."""
+        import asyncio   # loaded by the caller already; a local import keeps ``import lazystream`` light
+        if not self._watching:
+            self.wait(token, 0, key)   # start listening to other processes; the caller re-checks
+            return
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        with self._wait_lock:
+            if (self._global, self._key_generation.get(key, 0)) != token:
+                return
+            self._async_waiting.setdefault(key, []).append(future)
+        timer = None if timeout is None else loop.call_later(timeout, _settle, future)
+        try:
+            await future
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not future.done():
+                future.cancel()
+            with self._wait_lock:
+                futures = self._async_waiting.get(key)
+                if futures and future in futures:
+                    futures.remove(future)
+                    if not futures:
+                        del self._async_waiting[key]
+
+    def synced(self, sid: str) -> bool:
+        """Return True when what this process appended to ``sid`` is stored."""
+        return self._sid_upto.get(sid, self._cleared_at) <= self._stored
 
     # --- the end ------------------------------------------------------------------------
     def _where(self) -> str:
