@@ -109,7 +109,7 @@ def _engine_process(tokens_per_second: float | None = None) -> Iterator[str]:
     server would be: in-process, its HTTP threads would compete for the GIL with both the
     raw client and streamify, and make the comparison noisy."""
     cmd = [sys.executable, "-m", "lazystream", "engine", "--port", "0",
-           "--policy", "lazystream.programs._engine_policy:program_policy"]
+           "--policy", "lazystream.programs:program_policy"]
     if tokens_per_second:
         cmd += ["--tokens-per-second", str(tokens_per_second)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)

@@ -3,7 +3,7 @@
 The seed examples build ``dspy.LM("openai/gpt-4o-mini")``. ``lazystream.LM`` reads
 ``OPENAI_BASE_URL`` at its first call, so ``start()`` makes the examples run with no
 network and no key: when ``OPENAI_BASE_URL`` is not set, it starts the bundled scripted
-engine (``lazystream.llm.engine.Engine``) with the program policy — rules that answer the
+engine (``lazystream.engine.Engine``) with the program policy — rules that answer the
 ChatAdapter/JSONAdapter prompt for the fields it asks for — and exports its URL. Set
 ``OPENAI_BASE_URL`` (and ``OPENAI_API_KEY``) yourself to run them on a real model server.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import atexit
 import os
 
-from lazystream.llm.engine import Engine
-from lazystream.programs._engine_policy import program_policy
+from lazystream.engine import Engine
+from lazystream.programs import program_policy
 
 __all__ = ["start"]
 

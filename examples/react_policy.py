@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any
 
-from lazystream.llm.engine.policy import Request, ToolCall, Turn
+from lazystream.engine.policy import Request, ToolCall, Turn
 
 __all__ = ["ArithmeticReactPolicy", "DEFAULT_TOOLS"]
 

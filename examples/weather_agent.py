@@ -116,7 +116,7 @@ def stream_and_trace():
 # ---------------------------------------------------------------------------------------
 def _use_bundled_engine(tokens_per_second: float):
     """Start the scripted engine with the weather policy and point the env at it."""
-    from lazystream.llm.engine import Engine
+    from lazystream.engine import Engine
     from weather_policy import WeatherPolicy
 
     engine = Engine(WeatherPolicy(), tokens_per_second=tokens_per_second)

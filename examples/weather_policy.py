@@ -1,7 +1,7 @@
 """The demo policy behind ``examples/weather_agent.py`` when no real model is configured.
 
 ``WeatherPolicy`` is a callable the bundled engine asks for each chat request (see
-``lazystream.llm.engine.policy``). It is a small rule-based "model", not a canned
+``lazystream.engine.policy``). It is a small rule-based "model", not a canned
 transcript: it reads the request's tools and messages, and
 
 1. when the conversation does not yet hold a weather result for every city the last user
@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from lazystream.llm.engine.policy import Request, ToolCall, Turn
+from lazystream.engine.policy import Request, ToolCall, Turn
 
 __all__ = ["WeatherPolicy", "CITIES", "compose_answer"]
 

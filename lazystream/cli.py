@@ -23,7 +23,8 @@ def _add_engine(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
     p.add_argument("--policy", default="demo",
-                   help="'demo' (default), 'echo', or module:callable taking a Request")
+                   help="'demo' (default), 'echo', 'program' (answers DSPy-style adapter prompts), "
+                        "or module:callable taking a Request")
     p.add_argument("--script", metavar="FILE",
                    help="JSON list of replies: strings or {content, tool_calls, reasoning_content}")
     p.add_argument("--loop", action="store_true", help="with --script: start over when it runs out")
@@ -46,7 +47,7 @@ def _fail(command: str, message: str) -> SystemExit:
 
 
 def _load_policy(args: argparse.Namespace) -> Any:
-    from .llm.engine import Script, demo_policy, echo
+    from .engine import Script, demo_policy, echo
     if args.script:
         try:
             with open(args.script, encoding="utf-8") as f:
@@ -66,9 +67,12 @@ def _load_policy(args: argparse.Namespace) -> Any:
             raise _fail("engine", f"--script {args.script}: {e}") from None
     if args.policy in ("demo", "echo"):
         return demo_policy if args.policy == "demo" else echo
+    if args.policy == "program":   # plays the model for DSPy-style programs (adapter prompts)
+        from .programs import program_policy
+        return program_policy
     module, _, attr = args.policy.partition(":")
     if not module or not attr:
-        raise _fail("engine", f"--policy {args.policy!r}: use 'demo', 'echo' or module:callable")
+        raise _fail("engine", f"--policy {args.policy!r}: use 'demo', 'echo', 'program' or module:callable")
     try:
         loaded = importlib.import_module(module)
     except Exception as e:  # noqa: BLE001 - any failure importing the user's module is reported in one line
@@ -81,7 +85,7 @@ def _load_policy(args: argparse.Namespace) -> Any:
 
 
 def _run_engine(args: argparse.Namespace) -> int:
-    from .llm.engine import Engine, EngineError, Faults
+    from .engine import Engine, EngineError, Faults
     if not 0 <= args.port <= 65535:
         raise _fail("engine", f"--port {args.port} is out of range; use 1-65535, or 0 for a free port")
     try:

@@ -45,8 +45,8 @@ def own_session():
 @pytest.fixture(scope="module")
 def engine():
     """The bundled engine answering as a model for programs (ChatAdapter/JSONAdapter)."""
-    from lazystream.llm.engine import Engine
-    from lazystream.programs._engine_policy import program_policy
+    from lazystream.engine import Engine
+    from lazystream.programs import program_policy
     eng = Engine(program_policy)
     eng.start()
     yield eng

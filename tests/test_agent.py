@@ -13,7 +13,7 @@ import pytest
 
 import lazystream
 import lazystream.llm
-from lazystream.llm.engine import Engine, Script, ToolCall, Turn, tokenize
+from lazystream.engine import Engine, Script, ToolCall, Turn, tokenize
 from lazystream.llm.online import OnlineChatModule
 from lazystream.queue import read_session
 from lazystream.tools import FunctionCall, FunctionCallAgent, ToolCallLimitError, fc_register

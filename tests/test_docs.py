@@ -1,5 +1,6 @@
-"""Every doc runs as a reader would run it: its ```python snippets, top to bottom, in a
-fresh interpreter (snippets marked ``# not run`` are skipped)."""
+"""Every doc snippet runs as a reader would run it: on its own, in a fresh interpreter
+(snippets marked ``# not run`` are skipped). A page's snippets run side by side, each in
+its own process and store, so none can lean on another's names or side effects."""
 from __future__ import annotations
 
 import os
@@ -22,10 +23,18 @@ def _docs():
 
 
 @pytest.mark.parametrize("path,snippets", list(_docs()))
-def test_doc_runs_top_to_bottom(path, snippets, tmp_path):
-    script = tmp_path / f"{path.stem}.py"
-    script.write_text("\n\n".join(snippets))
-    env = dict(os.environ, LAZYSTREAM_HOME=str(tmp_path / "home"))
-    proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=50)
-    assert proc.returncode == 0, f"{path.name} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+def test_each_snippet_runs_on_its_own(path, snippets, tmp_path):
+    procs = []
+    for i, code in enumerate(snippets, 1):
+        script = tmp_path / f"{path.stem}_{i}.py"
+        script.write_text(code)
+        env = dict(os.environ, LAZYSTREAM_HOME=str(tmp_path / f"home{i}"))
+        procs.append((i, code, subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, text=True,
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)))
+    failed = []
+    for i, code, proc in procs:
+        out, err = proc.communicate(timeout=50)
+        if proc.returncode != 0:
+            first = code.strip().splitlines()[0]
+            failed.append(f"snippet {i} of {path.name} (starts {first!r}) failed:\n{out[-1500:]}\n{err[-3000:]}")
+    assert not failed, "\n\n".join(failed)

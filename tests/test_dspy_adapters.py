@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import lazystream as dspy
-from lazystream.llm.engine import Engine, Turn
+from lazystream.engine import Engine, Turn
 from lazystream.programs.adapters.xml_scanner import XMLFieldScanner
 from lazystream.streaming import StreamListener, StreamResponse
 

@@ -9,8 +9,8 @@ import threading
 import pytest
 
 import lazystream as dspy
-from lazystream.llm.engine import Engine
-from lazystream.programs._engine_policy import program_policy
+from lazystream.engine import Engine
+from lazystream.programs import program_policy
 from lazystream.streaming import StreamListener, StreamResponse, apply_sync_streaming
 
 pytestmark = pytest.mark.timeout(30)

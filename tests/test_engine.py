@@ -10,7 +10,7 @@ import urllib.parse
 import openai
 import pytest
 
-from lazystream.llm.engine import (Deltas, Engine, EngineError, Faults, Request, Script, ToolCall,
+from lazystream.engine import (Deltas, Engine, EngineError, Faults, Request, Script, ToolCall,
                                    Turn, demo_policy, echo, tokenize)
 
 USER = [{"role": "user", "content": "hi"}]

@@ -176,7 +176,7 @@ def _free_port_in_use():
      "lazystream engine: --policy 'no_such_module_xyz:policy': cannot import 'no_such_module_xyz' "
      "(ModuleNotFoundError: No module named 'no_such_module_xyz'); check the module name and PYTHONPATH"),
     (["--policy", "json:nothing"], "lazystream engine: --policy 'json:nothing': 'nothing' in 'json' is not a callable"),
-    (["--policy", "json"], "lazystream engine: --policy 'json': use 'demo', 'echo' or module:callable"),
+    (["--policy", "json"], "lazystream engine: --policy 'json': use 'demo', 'echo', 'program' or module:callable"),
 ])
 def test_engine_errors_are_one_line(args, message):
     proc = _run("engine", "--port", "0", *args)

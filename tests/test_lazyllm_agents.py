@@ -12,7 +12,7 @@ import pytest
 
 import lazystream
 from lazystream.llm import LLMConfigError
-from lazystream.llm.engine import Engine, tokenize
+from lazystream.engine import Engine, tokenize
 from lazystream.llm.online import OnlineChatModule
 from lazystream.queue import read_session
 from lazystream.tools import (FunctionCall, FunctionCallAgent, ReactAgent, ToolCallLimitError,

@@ -11,8 +11,8 @@ from lazystream.llm import (LLMConfigError, LLMError, LLMStreamError, LLMTimeout
                             OnlineChatModule)
 from lazystream.llm._rawtext_parser import RawToolCallParser
 from lazystream.llm._toolcall_stream import ToolCallAssembler
-from lazystream.llm.engine import Deltas, Engine, Faults, ToolCall, Turn, echo, render, tokenize
-from lazystream.llm.engine.rawtext import FORMATS
+from lazystream.engine import Deltas, Engine, Faults, ToolCall, Turn, echo, render, tokenize
+from lazystream.engine.rawtext import FORMATS
 
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}}}}]

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 import lazystream
-from lazystream.llm.engine import Engine
+from lazystream.engine import Engine
 from lazystream.programs import (LM, AdapterParseError, ChainOfThought, JSONAdapter, Module,
                                  Predict, Prediction, Tool, configure, settings)
 from lazystream.programs import cache as lm_cache

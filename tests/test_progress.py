@@ -15,7 +15,7 @@ import pytest
 from lazystream import read_session, session
 from lazystream.llm import DeployError, LLMConfigError, OnlineChatModule, TrainableModule
 from lazystream.llm import _deploy
-from lazystream.llm.engine import Engine, Faults
+from lazystream.engine import Engine, Faults
 
 SERVERS = Path(__file__).parent / "servers"
 TINY = str(SERVERS / "tiny_server.py")

@@ -10,7 +10,7 @@ import pytest
 
 import lazystream
 from lazystream import FileSystemQueue, OnlineChatModule, ThreadPoolExecutor, read_session, session, tail
-from lazystream.llm.engine import Engine, Faults
+from lazystream.engine import Engine, Faults
 from lazystream.runs import RunCancelled
 
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import lazystream
-from lazystream.llm.engine import Engine, Faults
+from lazystream.engine import Engine, Faults
 from lazystream.programs import LM, Predict, Prediction, settings
 from lazystream.queue import read_session
 from lazystream.streaming import StreamListener, streamify

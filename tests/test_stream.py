@@ -11,7 +11,7 @@ import pytest
 
 import lazystream
 from lazystream import OnlineChatModule, ThreadPoolExecutor, read_session
-from lazystream.llm.engine import Engine, Faults
+from lazystream.engine import Engine, Faults
 from lazystream.runs import RunCancelled
 
 TOTALS = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}

@@ -14,10 +14,10 @@ import uuid
 import openai
 import pytest
 
-from lazystream.llm.engine import Engine, EngineError, Turn
+from lazystream.engine import Engine, EngineError, Turn
 from lazystream.programs import (LM, ChainOfThought, JSONAdapter, Module, Predict, Prediction,
                                  Tool, settings)
-from lazystream.programs._engine_policy import program_policy
+from lazystream.programs import program_policy
 from lazystream.streaming import (StatusMessage, StatusMessageProvider, StreamListener,
                                   StreamResponse, streaming_response, streamify)
 

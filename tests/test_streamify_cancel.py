@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lazystream.llm.engine import Engine
+from lazystream.engine import Engine
 from lazystream.programs import LM, Module, Predict, settings
-from lazystream.programs._engine_policy import program_policy
+from lazystream.programs import program_policy
 from lazystream.streaming import StreamListener, streamify
 
 

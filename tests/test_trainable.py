@@ -14,7 +14,7 @@ import pytest
 
 from lazystream import FileSystemQueue, read_session, session
 from lazystream.llm import DeployError, LLMConfigError, TrainableModule
-from lazystream.llm.engine import Engine
+from lazystream.engine import Engine
 
 SERVER = str(Path(__file__).parent / "servers" / "tiny_server.py")
 DEPLOY_AND_WAIT = str(Path(__file__).parent / "servers" / "deploy_and_wait.py")

@@ -28,7 +28,7 @@ ANSWER = "The current weather in Tokyo is 10 degrees Celsius, and in Paris, it i
 
 @pytest.fixture(scope="module")
 def weather_engine():
-    from lazystream.llm.engine import Engine
+    from lazystream.engine import Engine
     engine = Engine(WeatherPolicy())
     engine.start()
     yield engine

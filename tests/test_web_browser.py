@@ -42,7 +42,7 @@ def browser():
 @pytest.fixture(scope="module")
 def slow_engine():
     """The weather policy at 15 tokens/s: a run lasts a couple of seconds, long enough to watch."""
-    from lazystream.llm.engine import Engine
+    from lazystream.engine import Engine
     engine = Engine(WeatherPolicy(), tokens_per_second=15)
     engine.start()
     yield engine

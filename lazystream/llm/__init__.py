@@ -1,6 +1,5 @@
 """LLM modules: ``OnlineChatModule`` (any OpenAI-compatible API), ``TrainableModule``
-(deploys a local server), and the bundled scripted engine (``lazystream.llm.engine``)."""
-from . import engine
+(deploys a local server). The bundled scripted engine is ``lazystream.engine``."""
 from .errors import (
     DeployError,
     LLMConfigError,
@@ -12,4 +11,4 @@ from .online import OnlineChatModule
 from .trainable import TrainableModule
 
 __all__ = ["DeployError", "LLMConfigError", "LLMError", "LLMStreamError", "LLMTimeoutError",
-           "OnlineChatModule", "TrainableModule", "engine"]
+           "OnlineChatModule", "TrainableModule"]

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from . import _process_group
-from .engine import Engine
+from ..engine import Engine
 from .errors import DeployError, LLMConfigError
 
 __all__ = ["KNOWN", "Deployment", "EngineDeployment", "ProcessDeployment", "deployment_for"]

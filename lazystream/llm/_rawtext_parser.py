@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._toolcall_stream import new_call_id
-from .engine.rawtext import RawFormat, get_format
+from ..engine.rawtext import RawFormat, get_format
 
 __all__ = ["RawToolCallParser"]
 

@@ -33,7 +33,7 @@ from ._history import history_messages
 from ._rawtext_parser import RawToolCallParser
 from ._tool_reply import reply_trace_text
 from ._toolcall_stream import ToolCallAssembler
-from .engine.rawtext import get_format
+from ..engine.rawtext import get_format
 from .errors import LLMConfigError, LLMError, LLMStreamError, LLMTimeoutError
 
 __all__ = ["OnlineChatModule"]

@@ -12,8 +12,8 @@ from typing import Any
 from ..module import ModuleBase
 from ._deploy import Deployment, deployment_for
 from ._tool_reply import reply_trace_text
-from .engine import Engine
-from .engine.rawtext import get_format
+from ..engine import Engine
+from ..engine.rawtext import get_format
 from .errors import LLMConfigError
 from .online import OnlineChatModule
 

@@ -5,6 +5,7 @@
 from ._async import asyncify
 from .adapters import Adapter, AdapterParseError, ChatAdapter, JSONAdapter, XMLAdapter
 from .callback import BaseCallback
+from .engine_policy import program_policy
 from .lm import LM
 from .module import Module
 from .predict import ChainOfThought, Predict
@@ -17,4 +18,5 @@ context = settings.context  # DSPy's `dspy.context(...)`
 
 __all__ = ["LM", "Adapter", "AdapterParseError", "BaseCallback", "ChainOfThought", "ChatAdapter",
            "InputField", "JSONAdapter", "Module", "OutputField", "Predict", "Prediction",
-           "Signature", "Tool", "XMLAdapter", "asyncify", "configure", "context", "settings"]
+           "Signature", "Tool", "XMLAdapter", "asyncify", "configure", "context", "program_policy",
+           "settings"]

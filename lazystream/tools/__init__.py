@@ -15,10 +15,12 @@
 
 See ``docs/agents.md``.
 """
-from ._registry import Tool, fc_register
+from ._registry import RegisteredTool, fc_register
 from ._schema import ToolSchemaError
 from .function_call import FunctionCall, FunctionCallAgent, ToolCallLimitError
 from .react_agent import ReactAgent
 
-__all__ = ["FunctionCall", "FunctionCallAgent", "ReactAgent", "Tool", "ToolCallLimitError",
+__all__ = ["FunctionCall", "FunctionCallAgent", "ReactAgent", "RegisteredTool", "ToolCallLimitError",
            "ToolSchemaError", "fc_register"]
+# `RegisteredTool` is a function with its schema (the registry's record); `lazystream.Tool`
+# is DSPy's Tool, a module. Two things, two names: see docs/agents.md.

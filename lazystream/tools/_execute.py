@@ -23,7 +23,7 @@ from ..queue import emit
 from ..runs import RunCancelled, check_cancelled, current_run
 from ..session import current_ns
 from ._async import run_awaitable
-from ._registry import Tool
+from ._registry import RegisteredTool
 from ._validate import ToolArgumentError, parse_arguments, validate_arguments
 
 __all__ = ["ToolOutcome", "run_tool_calls", "tool_result_text"]
@@ -69,7 +69,7 @@ class _Prepared:
     id: str
     name: str
     arguments: Any
-    tool: Tool | None = None
+    tool: RegisteredTool | None = None
     kwargs: dict[str, Any] | None = None
     error: ToolOutcome | None = None
     future: Future | None = None
@@ -82,7 +82,7 @@ def _fail(call_id: str, name: str, arguments: Any, kind: str, message: str,
                        {"type": kind, "message": message}, duration)
 
 
-def _prepare(call: dict[str, Any], tools: dict[str, Tool]) -> _Prepared:
+def _prepare(call: dict[str, Any], tools: dict[str, RegisteredTool]) -> _Prepared:
     fn = call.get("function") or {}
     call_id = str(call.get("id") or "")
     name = fn.get("name") or ""
@@ -117,7 +117,7 @@ class _ToolRun(ModuleBase):
     module callbacks (status providers) see it start and end. An ``async def`` tool is
     awaited here, within ``timeout``."""
 
-    def __init__(self, tool: Tool, timeout: float | None) -> None:
+    def __init__(self, tool: RegisteredTool, timeout: float | None) -> None:
         super().__init__(name=tool.name)
         self.tool = tool
         self.timeout = timeout
@@ -129,7 +129,7 @@ class _ToolRun(ModuleBase):
         return result
 
 
-def _invoke(tool: Tool, kwargs: dict[str, Any], timeout: float | None) -> tuple[str | None, BaseException | None]:
+def _invoke(tool: RegisteredTool, kwargs: dict[str, Any], timeout: float | None) -> tuple[str | None, BaseException | None]:
     # The tool's exception is returned, not raised: a raising worker would write a session
     # `error` event, and a failing tool is the model's problem to fix, not the run's.
     try:
@@ -182,7 +182,7 @@ def _report(outcome: ToolOutcome, *, trace: bool, events: bool) -> None:
                        "tool_call_id": outcome.id}, ns=ns, lenient=True)
 
 
-def run_tool_calls(calls: Sequence[dict[str, Any]], tools: dict[str, Tool], *,
+def run_tool_calls(calls: Sequence[dict[str, Any]], tools: dict[str, RegisteredTool], *,
                    timeout: float | None = None, trace: bool = False,
                    events: bool = False) -> list[ToolOutcome]:
     """Run a turn's tool calls in parallel and return their outcomes in call order.

@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from ._schema import ToolSchemaError, ToolSpec, build_tool_spec
 
-__all__ = ["Tool", "fc_register", "registered_tools", "resolve_tools"]
+__all__ = ["RegisteredTool", "fc_register", "registered_tools", "resolve_tools"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,13 +23,15 @@ class _Register(Protocol):
 
 # A bare name is looked up in this group first (the seed's group), then in the others.
 DEFAULT_GROUP = "tool"
-_groups: dict[str, dict[str, Tool]] = {}
+_groups: dict[str, dict[str, RegisteredTool]] = {}
 _lock = threading.Lock()
 
 
 @dataclass(frozen=True)
-class Tool:
-    """A callable with its schema: what an agent offers the model and runs for it."""
+class RegisteredTool:
+    """A plain function with its schema — what ``fc_register`` stores and what an agent
+    offers the model and runs for it. Not a module: ``lazystream.Tool`` (DSPy's ``Tool``) is
+    the module a program calls as a step, seen by streamify's status messages."""
 
     name: str
     fn: Callable[..., Any]
@@ -85,7 +87,7 @@ def fc_register(group: str, *, name: str | None = None,
             raise ToolSchemaError(f"fc_register: the name to register under must be a str, "
                                   f"got {func_name!r}; e.g. fc_register('tool')(fn, 'my_tool')")
         spec = build_tool_spec(fn, func_name or name, require_docs=False)
-        tool = Tool(spec.name, fn, spec, group, timeout)
+        tool = RegisteredTool(spec.name, fn, spec, group, timeout)
         with _lock:
             members = _groups.setdefault(group, {})
             old = members.get(spec.name)
@@ -100,15 +102,15 @@ def fc_register(group: str, *, name: str | None = None,
     return register
 
 
-def registered_tools(group: str | None = None) -> dict[str, Tool]:
-    """Return ``{name: Tool}`` of one group, or of all groups as ``{"group.name": Tool}``."""
+def registered_tools(group: str | None = None) -> dict[str, RegisteredTool]:
+    """Return ``{name: RegisteredTool}`` of one group, or of all groups keyed ``"group.name"``."""
     with _lock:
         if group is not None:
             return dict(_groups.get(group, {}))
         return {f"{g}.{n}": t for g, members in _groups.items() for n, t in members.items()}
 
 
-def _lookup(name: str) -> Tool:
+def _lookup(name: str) -> RegisteredTool:
     with _lock:
         if "." in name:
             group, _, short = name.partition(".")
@@ -131,8 +133,8 @@ def _lookup(name: str) -> Tool:
                          f"it with @fc_register('tool') or pass the function itself")
 
 
-def resolve_tools(tools: Iterable[str | Callable[..., Any] | Tool]) -> list[Tool]:
-    """Return the ``Tool``s for registered names, ``Tool``s and plain callables.
+def resolve_tools(tools: Iterable[str | Callable[..., Any] | RegisteredTool]) -> list[RegisteredTool]:
+    """Return the ``RegisteredTool``s for registered names, ``RegisteredTool``s and plain callables.
 
     A name is ``"group.name"`` or a bare ``"name"``, looked up in group ``"tool"`` first,
     then in the one other group that has it.
@@ -142,9 +144,9 @@ def resolve_tools(tools: Iterable[str | Callable[..., Any] | Tool]) -> list[Tool
     """
     if isinstance(tools, (str, bytes)) or not isinstance(tools, Iterable):
         raise TypeError(f"tools must be a list of tool names or functions, got {tools!r}")
-    out: list[Tool] = []
+    out: list[RegisteredTool] = []
     for item in tools:
-        if isinstance(item, Tool):
+        if isinstance(item, RegisteredTool):
             tool = item
         elif isinstance(item, str):
             tool = _lookup(item)
@@ -154,7 +156,7 @@ def resolve_tools(tools: Iterable[str | Callable[..., Any] | Tool]) -> list[Tool
                 tool = registered[0]
             else:
                 spec = build_tool_spec(item, require_docs=False)
-                tool = Tool(spec.name, item, spec)
+                tool = RegisteredTool(spec.name, item, spec)
         else:
             raise TypeError(f"tools: {item!r} is neither a tool name nor a function")
         if any(t.name == tool.name for t in out):

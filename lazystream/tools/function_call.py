@@ -24,11 +24,11 @@ from ..module import ModuleBase
 from ..queue import emit
 from ..session import current_ns
 from ._execute import run_tool_calls
-from ._registry import Tool, resolve_tools
+from ._registry import RegisteredTool, resolve_tools
 
 __all__ = ["FunctionCall", "FunctionCallAgent", "ToolCallLimitError"]
 
-ToolSpecifier = str | Callable[..., Any] | Tool
+ToolSpecifier = str | Callable[..., Any] | RegisteredTool
 
 
 class ToolCallLimitError(RuntimeError, ValueError):
@@ -115,13 +115,13 @@ class FunctionCall(ModuleBase):
             raise ValueError(f"FunctionCall: tool_timeout must be a positive number of "
                              f"seconds or None, got {tool_timeout!r}")
         self.llm = llm
-        self._tools: dict[str, Tool] = {t.name: t for t in resolve_tools(tools)}
+        self._tools: dict[str, RegisteredTool] = {t.name: t for t in resolve_tools(tools)}
         self._schemas = [t.schema for t in self._tools.values()]
         self._tool_timeout = tool_timeout
         self._prompt = _prompt
 
     @property
-    def tools(self) -> list[Tool]:
+    def tools(self) -> list[RegisteredTool]:
         """The tools offered to the model, in order."""
         return list(self._tools.values())
 
@@ -189,7 +189,7 @@ class FunctionCallAgent(ModuleBase):
                                           return_trace=return_trace, _prompt=self._prompt)
 
     @property
-    def tools(self) -> list[Tool]:
+    def tools(self) -> list[RegisteredTool]:
         """The tools offered to the model, in order."""
         return self.function_call.tools
 

@@ -1,6 +1,6 @@
 """An engine policy that plays the model for programs: it answers adapter prompts.
 
-``program_policy(request)`` is a policy for ``lazystream.llm.engine.Engine``. It reads the
+``program_policy(request)`` is a policy for ``lazystream.engine.Engine``. It reads the
 prompt a ``ChatAdapter``, ``JSONAdapter`` or ``XMLAdapter`` built — which output fields are
 asked for (the last user message names them, in order), their types (the system message
 lists them) and the input values (the ``[[ ## name ## ]]`` sections or ``<name>`` elements)
@@ -28,7 +28,7 @@ import json
 import re
 from typing import Any
 
-from ..llm.engine.policy import Request, content_text
+from ..engine.policy import Request, content_text
 from .adapters.chat_markers import marker, sections
 from .adapters.xml_adapter import elements
 

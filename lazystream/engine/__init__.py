@@ -3,7 +3,7 @@
 It is a *scripted* engine, not a model: tests, benchmarks and ``make demo`` run on it with
 no network and no API key. See ``docs/llm.md``.
 
-    from lazystream.llm.engine import Engine, Turn, ToolCall
+    from lazystream.engine import Engine, Turn, ToolCall
 
     with Engine([Turn("Let me check.", tool_calls=[ToolCall("get_weather", {"city": "Paris"})]),
                  "It is 22 degrees in Paris."]) as base_url:
