@@ -217,7 +217,7 @@ def test_status_hooks_in_the_run_fire_once_though_listed_in_settings_callbacks(l
 
 
 def test_closing_the_stream_of_an_async_program_stops_a_stalled_model_at_once():
-    from lazystream.llm.engine import Faults, Turn
+    from lazystream.engine import Faults, Turn
 
     # One token of the answer, then the model stalls for a minute: the cancel must not wait.
     engine = Engine(lambda request: Turn(tokens=["[[ ## answer ## ]]\nHello", " big", " world"]),
