@@ -46,8 +46,17 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["Event", "DEFAULT_QUEUE", "TRACE_QUEUE", "EVENTS_QUEUE", "CONTROL_QUEUE", "TERMINAL", "IDLE", "KINDS",
-           "queue_for"]
+__all__ = [
+    "CONTROL_QUEUE",
+    "DEFAULT_QUEUE",
+    "EVENTS_QUEUE",
+    "IDLE",
+    "KINDS",
+    "TERMINAL",
+    "TRACE_QUEUE",
+    "Event",
+    "queue_for",
+]
 
 DEFAULT_QUEUE = "lazy_stream"
 TRACE_QUEUE = "lazy_trace"

@@ -36,7 +36,7 @@ def _run_reporting(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
 class _RunCell:
     """Links a future to the run its worker opens, so ``cancel()`` can reach it."""
 
-    __slots__ = ("run", "cancelled")
+    __slots__ = ("cancelled", "run")
 
     def __init__(self) -> None:
         self.run: Run | None = None

@@ -90,10 +90,9 @@ class Run:
             self.cancelled.set()
             closers = list(self._closers.values())
         for close in closers:
-            try:
+            # a closer that fails (the stream already closed) must not stop the others
+            with contextlib.suppress(Exception):
                 close()
-            except Exception:  # noqa: BLE001 - a closer that fails must not stop the others
-                pass
 
     @contextlib.contextmanager
     def on_cancel(self, close: Callable[[], None]) -> Iterator[None]:
@@ -288,7 +287,7 @@ class _Watcher:
             for sid in sids:
                 try:
                     events = b.read(sid, (CONTROL_QUEUE,), after.get(sid, 0), None)
-                except Exception:  # noqa: BLE001 - a store error must not kill the watcher
+                except Exception:  # noqa: BLE001, S112 - a store error must not kill the watcher
                     continue
                 for event in events:
                     after[sid] = event.seq

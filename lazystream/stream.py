@@ -24,7 +24,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any
+from typing import Any, Self
 
 from .events import TERMINAL, Event
 from .executor import ThreadPoolExecutor
@@ -183,7 +183,7 @@ class RunStream(_Base):
         """Stop reading; cancels the run if it has not ended."""
         self._gen.close()
 
-    def __enter__(self) -> RunStream:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -218,7 +218,7 @@ class AsyncRunStream(_Base):
         """Stop reading; cancels the run if it has not ended."""
         await self._gen.aclose()
 
-    async def __aenter__(self) -> AsyncRunStream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -24,7 +24,7 @@ from ..engine.rawtext import RawFormat, get_format
 __all__ = ["RawToolCallParser"]
 
 _NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)"')
-_ARGS = re.compile(r'"(?:parameters|arguments)"\s*:\s*(.*?)\s*\}?\s*$', re.S)
+_ARGS = re.compile(r'"(?:parameters|arguments)"\s*:\s*(.*?)\s*\}?\s*$', re.DOTALL)
 _ARGS_AT = re.compile(r'"(?:parameters|arguments)"\s*:\s*')
 _HELD = "} \n\t\r"   # what may still turn out to close the call's object, not its arguments
 

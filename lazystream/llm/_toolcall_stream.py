@@ -34,7 +34,7 @@ def _get(obj: Any, key: str) -> Any:
 
 
 class _Call:
-    __slots__ = ("id", "name", "args", "number", "started")
+    __slots__ = ("args", "id", "name", "number", "started")
 
     def __init__(self, number: int) -> None:
         self.id: str | None = None

@@ -39,8 +39,8 @@ from ..module import ModuleBase
 from ..queue import emit
 from ..runs import current_run as current_lazy_run
 from . import cache as _cache
-from ._usage import LMCall, lm_call, usage_of
 from ._run import StreamRun, check_cancelled, current_run, token_run
+from ._usage import LMCall, lm_call, usage_of
 from .callback import acall_with_callbacks, call_with_callbacks
 
 __all__ = ["LM"]

@@ -17,7 +17,7 @@ class Prediction:
         )
     """
 
-    __slots__ = ("_store", "_lm_usage")
+    __slots__ = ("_lm_usage", "_store")
 
     def __init__(self, **fields: Any) -> None:
         object.__setattr__(self, "_store", dict(fields))
