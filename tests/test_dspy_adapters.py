@@ -5,6 +5,7 @@ import pytest
 
 import lazystream as dspy
 from lazystream.engine import Engine, Turn
+from lazystream.programs import Adapter
 from lazystream.programs.adapters.xml_scanner import XMLFieldScanner
 from lazystream.streaming import StreamListener, StreamResponse
 
@@ -177,3 +178,42 @@ def test_prediction_items_leave_out_dspy_internal_fields():
     pred = dspy.Prediction(answer="a", dspy_uuid="x")
     assert pred.items() == [("answer", "a")]
     assert pred.keys(include_dspy=True) == ["answer", "dspy_uuid"]
+
+
+def test_a_users_chat_adapter_subclass_streams_as_the_chat_adapter(scripted):
+    class LoggingAdapter(dspy.ChatAdapter):
+        def __init__(self, log):
+            super().__init__()
+            self.log = log
+
+        def format(self, signature, inputs):
+            self.log.append("format")
+            return super().format(signature, inputs)
+
+    policy, lm = scripted
+    policy.replies = [["[[ ## answer ## ]]\nHi", " there\n\n[[ ## completed ## ]]"]]
+    log = []
+    stream = dspy.streamify(dspy.Predict("question->answer"),
+                            stream_listeners=[StreamListener("answer")], async_streaming=False)
+    with dspy.context(lm=lm, adapter=LoggingAdapter(log)):
+        items = list(stream(question="q"))
+    assert items == [StreamResponse("self", "answer", "Hi"),
+                     StreamResponse("self", "answer", " there", True),
+                     dspy.Prediction(answer="Hi there")]
+    assert log == ["format"]
+    assert type(Adapter.by_name("chat")) is dspy.ChatAdapter
+
+
+def test_a_subclass_written_for_dspy_format_signature_is_called_with_no_demos(lm):
+    class Tagged(dspy.ChatAdapter):
+        def format(self, signature, demos, inputs):
+            assert demos == []
+            messages = super().format(signature, demos, inputs)   # DSPy's call
+            messages[0]["content"] += "\n\nBe brief."
+            return messages
+
+    with dspy.context(lm=lm, adapter=Tagged()):
+        assert dspy.Predict("question -> answer")(question="What is 3 + 4?").answer == "3 + 4 is 7."
+    with pytest.raises(ValueError, match=r"few-shot demos are not supported by lazystream, got 1 "
+                                         r"demo\(s\); pass demos=\[\]"):
+        dspy.ChatAdapter().format(dspy.Signature("q -> a"), [{"q": "1", "a": "2"}], {"q": "3"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import inspect
 import os
 import sys
 import warnings
@@ -141,7 +142,7 @@ class Predict(Module):
     def _format(self, adapter: Adapter, inputs: dict[str, Any]) -> list[dict[str, str]]:
         return call_with_callbacks(
             adapter, "adapter_format", {"signature": self.signature, "demos": [], "inputs": inputs},
-            lambda: adapter.format(self.signature, inputs))
+            lambda: _format(adapter, self.signature, inputs))
 
     def _parse(self, adapter: Adapter, text: str) -> dict[str, Any]:
         return call_with_callbacks(
@@ -189,6 +190,18 @@ class Predict(Module):
             finally:
                 token_run.reset(token)
                 emit("lm_end", {"call": call, "ok": ok})
+
+
+def _format(adapter: Adapter, signature: type[Signature], inputs: dict[str, Any]) -> Any:
+    """Call ``adapter.format``: lazystream's ``(signature, inputs)``, or DSPy's
+    ``(signature, demos, inputs)`` for a subclass written for DSPy (no demos here)."""
+    try:
+        params = inspect.signature(adapter.format).parameters
+    except (TypeError, ValueError):
+        return adapter.format(signature, inputs)
+    if "demos" in params:
+        return adapter.format(signature, [], inputs)
+    return adapter.format(signature, inputs)
 
 
 def _falls_back(adapter: Adapter) -> bool:

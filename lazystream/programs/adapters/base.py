@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal, Protocol, Union
 from ..prediction import Prediction
 from ..signature import Signature, SignatureField, type_name
 
-__all__ = ["Adapter", "AdapterParseError", "FieldScanner"]
+__all__ = ["Adapter", "AdapterParseError", "FieldScanner", "inputs_of"]
 
 
 class AdapterParseError(ValueError):
@@ -57,7 +57,10 @@ class Adapter:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Adapter._by_name[cls.name] = cls
+        # A user's subclass that keeps its base's wire format (no own ``name``) streams as
+        # the base does; it must not replace the base in the table.
+        if "name" in cls.__dict__:
+            Adapter._by_name[cls.name] = cls
 
     @classmethod
     def by_name(cls, name: str) -> Adapter:
@@ -71,8 +74,13 @@ class Adapter:
             raise ValueError(f"no adapter named {name!r}; known: "
                              f"{', '.join(sorted(Adapter._by_name))}") from None
 
-    def format(self, signature: type[Signature], inputs: dict[str, Any]) -> list[dict[str, str]]:
-        """Return the chat messages that ask the LM for the signature's output fields."""
+    def format(self, signature: type[Signature], demos: Any,
+               inputs: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        """Return the chat messages that ask the LM for the signature's output fields.
+
+        Called ``format(signature, inputs)``, or as in DSPy ``format(signature, demos,
+        inputs)``; lazystream has no few-shot demos, so ``demos`` must be empty.
+        """
         raise NotImplementedError
 
     def parse(self, signature: type[Signature], text: str) -> dict[str, Any]:
@@ -124,6 +132,16 @@ class Adapter:
         except Exception:  # noqa: BLE001 - a type pydantic cannot describe: say its name
             return f"must be a valid Python {type_name(ann)}, written as JSON"
         return f"must adhere to the JSON schema: {json.dumps(schema, ensure_ascii=False)}"
+
+
+def inputs_of(demos: Any, inputs: dict[str, Any] | None) -> dict[str, Any]:
+    """The inputs of a ``format`` call in either form; refuses demos, which are not supported."""
+    if inputs is None:
+        return demos
+    if demos:
+        raise ValueError(f"Adapter.format: few-shot demos are not supported by lazystream, got "
+                         f"{len(demos)} demo(s); pass demos=[]")
+    return inputs
 
 
 def render_value(value: Any) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..signature import Signature, SignatureField
-from .base import Adapter, AdapterParseError, coerce_value, render_value
+from .base import Adapter, AdapterParseError, coerce_value, inputs_of, render_value
 from .chat_markers import ChatFieldScanner, marker, sections
 
 __all__ = ["ChatAdapter"]
@@ -32,8 +32,11 @@ class ChatAdapter(Adapter):
         super().__init__(callbacks)
         self.use_json_adapter_fallback = bool(use_json_adapter_fallback)
 
-    def format(self, signature: type[Signature], inputs: dict[str, Any]) -> list[dict[str, str]]:
-        """Return ``[system, user]`` messages for one call."""
+    def format(self, signature: type[Signature], demos: Any,
+               inputs: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        """Return ``[system, user]`` messages for one call: ``format(signature, inputs)``, or
+        DSPy's ``format(signature, demos, inputs)`` with no demos."""
+        inputs = inputs_of(demos, inputs)
         system = "\n\n".join([
             self._field_description(signature),
             self._structure(signature),

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from ..signature import Signature, SignatureField, type_name
-from .base import Adapter, AdapterParseError, coerce_value, render_value
+from .base import Adapter, AdapterParseError, coerce_value, inputs_of, render_value
 from .chat_markers import marker
 from .json_scanner import JSONFieldScanner
 
@@ -23,8 +23,11 @@ class JSONAdapter(Adapter):
 
     name = "json"
 
-    def format(self, signature: type[Signature], inputs: dict[str, Any]) -> list[dict[str, str]]:
-        """Return ``[system, user]`` messages for one call."""
+    def format(self, signature: type[Signature], demos: Any,
+               inputs: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        """Return ``[system, user]`` messages for one call: ``format(signature, inputs)``, or
+        DSPy's ``format(signature, demos, inputs)`` with no demos."""
+        inputs = inputs_of(demos, inputs)
         inputs_layout = "\n\n".join(f"{marker(n)}\n{{{n}}}" for n in signature.input_fields)
         outputs_layout = "{\n" + ",\n".join(
             f'  "{f.name}": {self._placeholder(f)}' for f in signature.output_fields.values()

@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from ..signature import Signature, SignatureField
-from .base import AdapterParseError, coerce_value, render_value
+from .base import AdapterParseError, coerce_value, inputs_of, render_value
 from .chat_adapter import ChatAdapter
 from .xml_scanner import XMLFieldScanner
 
@@ -38,8 +38,11 @@ class XMLAdapter(ChatAdapter):
 
     name = "xml"
 
-    def format(self, signature: type[Signature], inputs: dict[str, Any]) -> list[dict[str, str]]:
-        """Return ``[system, user]`` messages for one call."""
+    def format(self, signature: type[Signature], demos: Any,
+               inputs: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        """Return ``[system, user]`` messages for one call: ``format(signature, inputs)``, or
+        DSPy's ``format(signature, demos, inputs)`` with no demos."""
+        inputs = inputs_of(demos, inputs)
         system = "\n\n".join([
             self._field_description(signature),
             self._xml_structure(signature),
