@@ -25,7 +25,7 @@ from .session import current_sid, session
 _LAZY = {
     "llm": ("DeployError", "LLMConfigError", "LLMError", "LLMStreamError", "LLMTimeoutError", "OnlineChatModule",
             "TrainableModule"),
-    "programs": ("LM", "AdapterParseError", "BaseCallback", "ChainOfThought", "ChatAdapter", "InputField",
+    "programs": ("LM", "Adapter", "AdapterParseError", "BaseCallback", "ChainOfThought", "ChatAdapter", "InputField",
                  "JSONAdapter", "Module", "OutputField", "Predict", "Prediction", "Signature", "Tool", "XMLAdapter",
                  "asyncify", "configure", "context", "settings"),
     "streaming": ("streamify",),
@@ -63,6 +63,6 @@ __all__ = [
     "OnlineChatModule", "TrainableModule", "engine", "tools",
     "LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError",
     "Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought", "Module", "Tool",
-    "LM", "configure", "settings", "context", "ChatAdapter", "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback", "asyncify",
+    "LM", "configure", "settings", "context", "Adapter", "ChatAdapter", "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback", "asyncify",
     "streamify", "streaming", "web",
 ]
