@@ -78,6 +78,9 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+_PIECES = ("tool_call_start", "tool_call_delta")
+
+
 @dataclass
 class _Message:
     id: str
@@ -133,6 +136,8 @@ class _Summary:
             into = self.open.get(ns) or self.loose.setdefault(ns, _Message(id=""))
             (into.text if kind == "text" else into.think).append(str(data))
             return
+        if kind in _PIECES:
+            return   # the complete tool_call that follows says it all
         d = data if isinstance(data, dict) else {}
         if kind != "usage":
             self.flush_loose(ns)
@@ -168,7 +173,8 @@ class _Summary:
             self.say(f"tool {d.get('name')} -> {outcome}")
         elif kind == "trace":
             text = d.get("text") if d else data
-            self.say(f"trace: {_short(text)}")
+            where = d.get("path") or d.get("module")
+            self.say(f"trace{' ' + str(where) if where else ''}: {_short(text)}")
         elif kind == "status":
             self.say(f"status: {_short(data)}")
         elif kind == "error":

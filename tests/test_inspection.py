@@ -99,6 +99,8 @@ AGENT_RUN = [
     ("message_start", ("agent", "llm"), {"id": "m1", "run": "r1", "role": "assistant", "model": "gpt-x"}),
     ("text", ("agent", "llm"), "Let me "),
     ("text", ("agent", "llm"), "check."),
+    ("tool_call_start", ("agent", "llm"), {"id": "c1", "name": "get_weather", "index": 0, "message": "m1"}),
+    ("tool_call_delta", ("agent", "llm"), {"id": "c1", "delta": '{"city": "Tokyo"}'}),
     ("tool_call", ("agent", "llm"), {"id": "c1", "name": "get_weather", "arguments": {"city": "Tokyo"},
                                      "message": "m1"}),
     ("usage", ("agent", "llm"), {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
@@ -107,6 +109,8 @@ AGENT_RUN = [
     ("tool_start", ("agent",), {"id": "c1", "name": "get_weather", "arguments": {"city": "Tokyo"}}),
     ("tool_result", ("agent",), {"id": "c1", "name": "get_weather", "content": "10 C", "error": None}),
     ("status", (), "rate limited, retrying in 2 s"),
+    ("trace", ("agent",), {"text": "10 C", "module": "get_weather", "path": "agent.get_weather",
+                           "input": {"city": "Tokyo"}, "output": "10 C", "duration": 0.01, "error": None}),
     ("message_start", ("agent", "llm"), {"id": "m2", "run": "r1", "role": "assistant", "model": "gpt-x"}),
     ("text", ("agent", "llm"), "It is 10"),
     ("usage", ("agent", "llm"), {"prompt_tokens": 20, "completion_tokens": 3, "total_tokens": 23,
@@ -123,7 +127,7 @@ AGENT_RUN = [
 
 def test_show_summarizes_runs_messages_tools_usage_and_errors():
     assert summarize("s1", _events("s1", AGENT_RUN)) == "\n".join([
-        "session s1: ended error (LLMStreamError: the stream was cut), 17 events over 4.00 s",
+        "session s1: ended error (LLMStreamError: the stream was cut), 20 events over 4.75 s",
         "usage: prompt 30, completion 8, total 38",
         "run r1 FunctionCallAgent: input Weather in Tokyo?",
         "  message m1 (assistant, model gpt-x): finish tool_calls",
@@ -133,6 +137,7 @@ def test_show_summarizes_runs_messages_tools_usage_and_errors():
         '  tool get_weather started, id c1: {"city": "Tokyo"}',
         "  tool get_weather -> 10 C",
         "  status: rate limited, retrying in 2 s",
+        "  trace agent.get_weather: 10 C",
         "  message m2 (assistant, model gpt-x): finish error",
         "    text: It is 10",
         "    usage: prompt 20, completion 3, total 23",
