@@ -229,7 +229,7 @@ def _run_sessions(args: argparse.Namespace) -> int:
         raise _fail("sessions", f"--limit {args.limit} is negative; give a count, or 0 for all")
     try:
         rows = list_sessions(args.limit or None)
-    except StorageError as e:
+    except (StorageError, NotImplementedError) as e:
         raise _fail("sessions", str(e)) from None
     if args.json:
         for row in rows:
