@@ -232,3 +232,28 @@ def test_closing_the_stream_of_an_async_program_stops_a_stalled_model_at_once():
             gen.close()
         assert isinstance(program.outcomes.get(timeout=10), concurrent.futures.CancelledError)
         assert engine.wait_disconnects(1, timeout=10)
+
+
+def test_an_async_program_reports_status_and_streams_reasoning(lm):
+    class AsyncToolThenSum(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.tool = dspy.Tool(lambda x: 2 * x, name="double_the_number")
+            self.predict = dspy.ChainOfThought("num1, num2->sum")
+
+        async def aforward(self, num, **kwargs):
+            num2 = await self.tool.acall(x=num)
+            return await self.predict.acall(num1=num, num2=num2)
+
+    stream = dspy.streamify(AsyncToolThenSum(), stream_listeners=[StreamListener("reasoning")],
+                            is_async_program=True, async_streaming=False)
+    with dspy.context(lm=lm):
+        items = list(stream(num=3))
+    statuses = [i.message for i in items if isinstance(i, dspy.streaming.StatusMessage)]
+    chunks = [i for i in items if isinstance(i, StreamResponse)]
+    assert statuses == ["Calling tool double_the_number...",
+                        "Tool calling finished! Querying the LLM with tool calling results..."]
+    assert items.index(chunks[0]) > 1    # the status messages come first, as they happened
+    assert "".join(c.chunk for c in chunks) == items[-1].reasoning == (
+        "To find the sum of the two numbers, we simply add them together. Here, 3 plus 6 equals 9.")
+    assert {c.predict_name for c in chunks} == {"predict.predict"}
