@@ -335,3 +335,38 @@ def test_concurrent_calls_of_one_module_at_one_place_get_distinct_ns():
     assert len(by_ns) == 2
     assert all(kinds[0] == "message_start" and kinds[-1] == "message_end" and kinds.count("text") == 3
                for kinds in by_ns.values())
+
+
+_tool_started = __import__("threading").Event()
+_tool_saw_cancel = []
+
+
+@fc_register("runs_tools")
+def wait_for_cancel(city: str) -> str:
+    """A long tool that checks for cancellation.
+
+    Args:
+        city (str): the city
+    """
+    _tool_started.set()
+    _tool_saw_cancel.append(lazystream.current_run().cancelled.wait(30))
+    lazystream.check_cancelled()
+    return "not reached"
+
+
+def test_cancel_during_a_tool_signals_the_tool_and_makes_no_further_model_call():
+    engine = Engine(model="m")
+    with engine as url:
+        agent = FunctionCallAgent(llm_for(url), tools=["runs_tools.wait_for_cancel"])
+        with session() as sid:
+            with ThreadPoolExecutor(1) as pool:
+                future = pool.submit(agent, "weather in Tokyo?")
+                assert _tool_started.wait(30)
+                assert lazystream.cancel(sid) is True
+                with pytest.raises(RunCancelled):
+                    future.result(timeout=30)
+    assert _tool_saw_cancel == [True]
+    assert len(engine.requests) == 1   # the model is not asked again
+    kinds = [k for k, _ in shape(sid)]
+    assert kinds[-4:] == ["message_end", "tool_start", "run_end", "end"]
+    assert dict(shape(sid))["run_end"]["status"] == "cancelled"
