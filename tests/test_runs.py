@@ -370,3 +370,26 @@ def test_cancel_during_a_tool_signals_the_tool_and_makes_no_further_model_call()
     kinds = [k for k, _ in shape(sid)]
     assert kinds[-4:] == ["message_end", "tool_start", "run_end", "end"]
     assert dict(shape(sid))["run_end"]["status"] == "cancelled"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_cancel_before_the_model_answers_at_all_closes_the_request(stream):
+    # the model stalls before sending even its response headers
+    import threading as th
+    asked = th.Event()
+
+    def policy(request):
+        asked.set()
+        return "one two"
+
+    engine = Engine(policy, model="m", faults=Faults(stall=60, stall_after=0))
+    with engine as url, session() as sid:
+        llm = OnlineChatModule("m", base_url=url, api_key="x", stream=stream, name="llm")
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(llm, "q")
+            assert asked.wait(30)   # the request reached the model, which now stalls
+            assert lazystream.cancel(sid) is True
+            with pytest.raises(RunCancelled):
+                future.result(timeout=30)
+        assert engine.wait_disconnects(1, timeout=30)
+    assert len(engine.requests) == 1

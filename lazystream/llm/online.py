@@ -28,7 +28,7 @@ import openai
 from ..module import ModuleBase
 from ..runs import Run, RunCancelled, current_run, report_error
 from ..session import current_ns, current_sid, ns_scope
-from ._closer import stream_closer
+from ._closer import http_client, stoppable, stream_closer
 from ._history import history_messages
 from ._rawtext_parser import RawToolCallParser
 from ._tool_reply import reply_trace_text
@@ -109,6 +109,7 @@ class OnlineChatModule(ModuleBase):
         self._params = params
         # The SDK's own retries are off: ours know whether a token was already streamed.
         self._client = openai.OpenAI(api_key=api_key, base_url=base_url, timeout=timeout,
+                                     http_client=http_client(),
                                      max_retries=0)
 
     @property
@@ -177,9 +178,11 @@ class OnlineChatModule(ModuleBase):
         while True:
             _check(run)
             try:
-                response = self._client.chat.completions.create(**request)
+                with stoppable(run):   # a cancel ends the request at once
+                    response = self._client.chat.completions.create(**request)
                 break
             except openai.APIError as e:
+                _check(run)
                 attempt = self._retry_or_raise(e, attempt, run=run)
         _check(run)
         if run is not None and response.usage is not None:
@@ -226,7 +229,8 @@ class OnlineChatModule(ModuleBase):
         self.emit("message_start", {"id": message, "run": run.id if run is not None else None,
                                     "role": "assistant", "model": self._model})
         try:
-            state = self._attempts(request, run, message)
+            with stoppable(run):   # a cancel ends this thread's reads, even before the headers
+                state = self._attempts(request, run, message)
         except BaseException as e:
             cancelled = isinstance(e, RunCancelled) or (run is not None and run.cancelled.is_set())
             self.emit("message_end", {"id": message, "finish_reason": "cancelled" if cancelled else "error"})
