@@ -101,3 +101,28 @@ def test_astream_of_a_program_ends_with_its_prediction(engine):
 
     s, events = asyncio.run(go())
     assert events[-1].data == {"status": "ok"} and isinstance(s.result, Prediction)
+
+
+def test_cancelling_while_an_unlistened_predictor_waits_for_its_model_ends_that_request():
+    """A predictor nobody listens to makes one non-streaming request; the model has not
+    even sent its headers when the run is cancelled: the request is ended at once."""
+    import threading
+
+    asked = threading.Event()
+
+    def policy(request):
+        asked.set()
+        return "[[ ## answer ## ]]\nfour\n\n[[ ## completed ## ]]"
+
+    engine = Engine(policy, model="m", faults=Faults(stall=60, stall_after=0))
+    with engine as url:
+        lm = LM("openai/m", api_base=url, cache=False)
+        with settings.context(lm=lm):
+            s = lazystream.stream(Predict("question->answer"), question="q")
+            assert asked.wait(30)
+            s.cancel()
+            events = list(s)
+        assert engine.wait_disconnects(1, timeout=30)
+    assert [e.kind for e in events][-4:] == ["message_start", "message_end", "run_end", "end"]
+    assert events[-1].data == {"status": "cancelled"}
+    assert len(engine.requests) == 1

@@ -207,6 +207,7 @@ def test_readme_pattern_in_a_process_that_stays_alive_ends_its_tail(tmp_path):
         finally:
             child.stdin.close()
             child.wait(timeout=30)
+            child.stdout.close()
     assert kinds(events) == ["run_start", "message_start", "text", "text", "usage", "message_end", "run_end",
                              "idle"]
     assert events[-1].data == {"run": events[0].data["run"]}

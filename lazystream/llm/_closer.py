@@ -75,23 +75,36 @@ def http_client(**options: Any) -> Any:
     import httpcore2  # the openai SDK's HTTP stack
     import openai
 
+    class ExchangeCancelled(openai.OpenAIError):
+        """The run was cancelled: an ``OpenAIError``, so the SDK does not retry."""
+
     class _Stream(httpcore2.NetworkStream):
         def __init__(self, inner: Any) -> None:
             self._inner = inner
 
+        def _check(self, tid: int) -> None:
+            if tid in _stopped:
+                self._inner.close()   # this connection is done for: do not leave it to the GC
+                raise ExchangeCancelled("the run was cancelled; the HTTP exchange was ended")
+
         def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
             tid = threading.get_ident()
             with _lock:
-                if tid in _stopped:
-                    raise httpcore2.ReadError("the run was cancelled")
+                self._check(tid)
                 _reading[tid] = self._inner.get_extra_info("socket")
             try:
-                return self._inner.read(max_bytes, timeout)
+                data = self._inner.read(max_bytes, timeout)
+            except Exception:
+                self._check(tid)   # the cancel shut the socket under this read: say so, no retry
+                raise
             finally:
                 with _lock:
                     _reading.pop(tid, None)
+            self._check(tid)
+            return data
 
         def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            self._check(threading.get_ident())
             self._inner.write(buffer, timeout)
 
         def close(self) -> None:
@@ -110,7 +123,14 @@ def http_client(**options: Any) -> Any:
         def connect_unix_socket(self, *args: Any, **kwargs: Any) -> Any:
             return _Stream(super().connect_unix_socket(*args, **kwargs))
 
-    client = openai.DefaultHttpxClient(**options)
+    class _Client(openai.DefaultHttpxClient):
+        def __del__(self) -> None:
+            # as the SDK's own client: a dropped module closes its kept-alive connections
+            if not self.is_closed:
+                with contextlib.suppress(Exception):
+                    self.close()
+
+    client = _Client(**options)
     pool = getattr(getattr(client, "_transport", None), "_pool", None)
     if pool is not None and hasattr(pool, "_network_backend"):
         pool._network_backend = _Backend()

@@ -34,7 +34,7 @@ import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from ..llm._closer import stream_closer
+from ..llm._closer import http_client, stoppable, stream_closer
 from ..module import ModuleBase
 from ..queue import emit
 from ..runs import current_run as current_lazy_run
@@ -166,8 +166,7 @@ class LM(ModuleBase):
             if run is not None:
                 text = self._stream(client, messages, params, run, call)
             else:
-                response = client.chat.completions.create(model=self.model_name, messages=messages,
-                                                          **params)
+                response = self._create(client, model=self.model_name, messages=messages, **params)
                 text = _reply(response, call)
         if cache_key is not None:
             _cache.put(cache_key, text)
@@ -198,9 +197,8 @@ class LM(ModuleBase):
     def _stream(self, client: Any, messages: list[dict[str, Any]], params: dict[str, Any],
                 run: StreamRun, call: LMCall) -> str:
         check_cancelled(run)
-        stream = client.chat.completions.create(
-            model=self.model_name, messages=messages, stream=True,
-            stream_options={"include_usage": True}, **params)
+        stream = self._create(client, model=self.model_name, messages=messages, stream=True,
+                              stream_options={"include_usage": True}, **params)
         parts: list[str] = []
         cancelled = run.cancelled
         owner = current_lazy_run()
@@ -278,6 +276,15 @@ class LM(ModuleBase):
             await closer.__anext__()
         return entry[0]
 
+    def _create(self, client: Any, **request: Any) -> Any:
+        """The SDK request; the run's cancel ends it at once, even before the model answers."""
+        try:
+            with stoppable(current_lazy_run()):
+                return client.chat.completions.create(**request)
+        except Exception:
+            check_cancelled(current_run.get())   # ended by a cancel: raise that instead
+            raise
+
     def _client(self) -> Any:
         client = self._client_obj
         if client is not None:
@@ -286,7 +293,8 @@ class LM(ModuleBase):
             if self._client_obj is None:
                 import openai  # the SDK is heavy; import it when a model is first called
                 base_url, key, options = self._endpoint()
-                self._client_obj = openai.OpenAI(api_key=key, base_url=base_url, **options)
+                self._client_obj = openai.OpenAI(api_key=key, base_url=base_url,
+                                                 http_client=http_client(), **options)
             return self._client_obj
 
 
