@@ -11,14 +11,34 @@ from . import session as _session_mod
 from ._version import __version__
 from .events import Event
 from .executor import Thread, ThreadPoolExecutor
-from .flow import (BranchError, _0, _1, _2, _3, _4, _5, _6, _7, _8, _9, bind, diverter, ifs, loop, package,
-                   parallel, pipeline, switch, warp)
+from .flow import (
+    BranchError,
+    _0,
+    _1,
+    _2,
+    _3,
+    _4,
+    _5,
+    _6,
+    _7,
+    _8,
+    _9,
+    bind,
+    diverter,
+    ifs,
+    loop,
+    package,
+    parallel,
+    pipeline,
+    switch,
+    warp,
+)
 from .follow import afollow, aread_session, atail, follow
-from .runs import RunCancelled, cancel, check_cancelled, current_run
-from .stream import AsyncRunStream, RunStream, astream, stream
 from .module import ModuleBase
 from .queue import FileSystemQueue, ProducerGone, SessionUnknown, StorageError, read_session, tail
+from .runs import RunCancelled, cancel, check_cancelled, current_run
 from .session import current_sid, session
+from .stream import AsyncRunStream, RunStream, astream, stream
 
 # The LLM side loads on first use: ``import openai`` alone takes most of a second, and a
 # reader (``python -m lazystream tail``, a web worker) never needs it.
@@ -50,19 +70,16 @@ def __dir__() -> list[str]:
     return sorted(set(_sys.modules[__name__].__dict__) | set(__all__))
 
 
-globals = _session_mod.globals  # noqa: A001 - the seed's name
+globals = _session_mod.globals
 
-__all__ = [
-    "__version__", "session", "current_sid", "globals", "Event",
-    "FileSystemQueue", "read_session", "tail", "StorageError", "ProducerGone", "SessionUnknown",
-    "ThreadPoolExecutor", "Thread", "ModuleBase", "follow",
-    "pipeline", "parallel", "diverter", "warp", "ifs", "switch", "loop", "bind", "package", "BranchError",
-    "_0", "_1", "_2", "_3", "_4", "_5", "_6", "_7", "_8", "_9",
-    "cancel", "check_cancelled", "current_run", "RunCancelled",
-    "stream", "astream", "RunStream", "AsyncRunStream", "afollow", "atail", "aread_session",
-    "OnlineChatModule", "TrainableModule", "engine", "tools",
-    "LLMError", "LLMTimeoutError", "LLMStreamError", "LLMConfigError", "DeployError",
-    "Signature", "InputField", "OutputField", "Prediction", "Predict", "ChainOfThought", "Module", "Tool",
-    "LM", "configure", "settings", "context", "Adapter", "ChatAdapter", "JSONAdapter", "XMLAdapter", "AdapterParseError", "BaseCallback", "asyncify",
-    "streamify", "streaming", "web",
-]
+__all__ = ["LM", "Adapter", "AdapterParseError", "AsyncRunStream", "BaseCallback", "BranchError",
+           "ChainOfThought", "ChatAdapter", "DeployError", "Event", "FileSystemQueue", "InputField",
+           "JSONAdapter", "LLMConfigError", "LLMError", "LLMStreamError", "LLMTimeoutError",
+           "Module", "ModuleBase", "OnlineChatModule", "OutputField", "Predict", "Prediction",
+           "ProducerGone", "RunCancelled", "RunStream", "SessionUnknown", "Signature",
+           "StorageError", "Thread", "ThreadPoolExecutor", "Tool", "TrainableModule", "XMLAdapter",
+           "_0", "_1", "_2", "_3", "_4", "_5", "_6", "_7", "_8", "_9", "__version__", "afollow",
+           "aread_session", "astream", "asyncify", "atail", "bind", "cancel", "check_cancelled",
+           "configure", "context", "current_run", "current_sid", "diverter", "engine", "follow",
+           "globals", "ifs", "loop", "package", "parallel", "pipeline", "read_session", "session",
+           "settings", "stream", "streamify", "streaming", "switch", "tail", "tools", "warp", "web"]

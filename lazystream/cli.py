@@ -195,6 +195,7 @@ def _load_modules(specs: list[str]) -> dict[str, Any]:
 
 def _run_serve(args: argparse.Namespace) -> int:
     import os
+
     from .web import SessionServer
     tokens = args.token or ([os.environ["LAZYSTREAM_TOKEN"]] if os.environ.get("LAZYSTREAM_TOKEN") else None)
     try:

@@ -22,13 +22,13 @@ from .queue import has_unread, wake
 from .runs import Run, current_run, report_error, run_call
 from .session import _sid, current_ns, current_sid, is_explicit
 
-__all__ = ["ThreadPoolExecutor", "Thread", "report_error", "work_pool"]
+__all__ = ["Thread", "ThreadPoolExecutor", "report_error", "work_pool"]
 
 
 def _run_reporting(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
     try:
         return fn(*args, **kwargs)
-    except BaseException as e:  # noqa: BLE001 - reported, then re-raised to the future
+    except BaseException as e:
         report_error(e)
         raise
 
@@ -162,8 +162,8 @@ class Thread(threading.Thread):
     def _work(self) -> Any:
         for hook in self._prehooks:
             hook()
-        if self._target is not None:
-            return self._target(*self._args, **self._kwargs)
+        if self._target is not None:  # type: ignore[attr-defined]  # threading.Thread's own fields
+            return self._target(*self._args, **self._kwargs)  # type: ignore[attr-defined]
         return None
 
     def run(self) -> None:
@@ -173,7 +173,7 @@ class Thread(threading.Thread):
             self.exception = e
             self._context.run(report_error, e)
         finally:
-            del self._target, self._args, self._kwargs   # as the stdlib: no reference cycles
+            del self._target, self._args, self._kwargs  # type: ignore[attr-defined]  # as the stdlib: no cycles
 
     def get_result(self, timeout: float | None = None) -> Any:
         """Wait for the thread; return the target's result or raise its exception.

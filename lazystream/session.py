@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, MutableMapping
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["current_sid", "session", "globals", "current_ns", "ns_scope", "on_close", "on_open",
-           "is_explicit"]
+__all__ = ["current_ns", "current_sid", "globals", "is_explicit", "ns_scope", "on_close", "on_open",
+           "session"]
 
 _sid: ContextVar[str] = ContextVar("lazystream_sid")
 _ns: ContextVar[tuple[str, ...]] = ContextVar("lazystream_ns", default=())
@@ -148,7 +148,7 @@ def session(sid: str | None = None) -> Iterator[str]:
     except GeneratorExit as e:
         status, exc = "cancelled", e
         raise
-    except BaseException as e:  # noqa: BLE001 - recorded, then re-raised
+    except BaseException as e:
         status, exc = ("cancelled" if is_cancellation(e) else "error"), e
         raise
     finally:
@@ -272,4 +272,4 @@ class _Globals(MutableMapping):
         return f"globals({self._data()!r})"
 
 
-globals = _Globals()  # noqa: A001 - the seed's name
+globals = _Globals()

@@ -178,7 +178,7 @@ class Engine:
             self._disconnects += 1
             self._disconnected.notify_all()
 
-    def _pause(self, h: "_Handler", seconds: float) -> bool:
+    def _pause(self, h: _Handler, seconds: float) -> bool:
         """Wait ``seconds`` (pacing, a stall) watching the client; True if it hung up or the
         engine stops (the reply is then aborted)."""
         deadline = time.monotonic() + seconds

@@ -28,8 +28,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from . import _process_group
 from ..engine import Engine
+from . import _process_group
 from .errors import DeployError, LLMConfigError
 
 __all__ = ["KNOWN", "Deployment", "EngineDeployment", "ProcessDeployment", "deployment_for"]

@@ -18,8 +18,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ._toolcall_stream import new_call_id
 from ..engine.rawtext import RawFormat, get_format
+from ._toolcall_stream import new_call_id
 
 __all__ = ["RawToolCallParser"]
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import openai
 
+from ..engine.rawtext import get_format
 from ..module import ModuleBase
 from ..runs import Run, RunCancelled, current_run, report_error
 from ..session import current_ns, current_sid, ns_scope
@@ -33,7 +34,6 @@ from ._history import history_messages
 from ._rawtext_parser import RawToolCallParser
 from ._tool_reply import reply_trace_text
 from ._toolcall_stream import ToolCallAssembler
-from ..engine.rawtext import get_format
 from .errors import LLMConfigError, LLMError, LLMStreamError, LLMTimeoutError
 
 __all__ = ["OnlineChatModule"]

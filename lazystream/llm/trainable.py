@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engine import Engine
+from ..engine.rawtext import get_format
 from ..module import ModuleBase
 from ._deploy import Deployment, deployment_for
 from ._tool_reply import reply_trace_text
-from ..engine import Engine
-from ..engine.rawtext import get_format
 from .errors import LLMConfigError
 from .online import OnlineChatModule
 

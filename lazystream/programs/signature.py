@@ -25,8 +25,8 @@ import typing
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, Union
 
-__all__ = ["Signature", "SignatureField", "InputField", "OutputField", "ensure_signature",
-           "type_name", "MISSING"]
+__all__ = ["MISSING", "InputField", "OutputField", "Signature", "SignatureField",
+           "ensure_signature", "type_name"]
 
 
 class _Missing:
@@ -53,7 +53,7 @@ class SignatureField:
 class _FieldSpec:
     """What ``InputField()`` / ``OutputField()`` return inside a class body."""
 
-    __slots__ = ("kind", "desc", "default")
+    __slots__ = ("default", "desc", "kind")
 
     def __init__(self, kind: str, desc: str | None, default: Any = MISSING) -> None:
         if desc is not None and not isinstance(desc, str):
@@ -67,7 +67,7 @@ class _FieldSpec:
         return f"{self.kind.capitalize()}Field(desc={self.desc!r}{default})"
 
 
-def InputField(*, desc: str | None = None, default: Any = MISSING,  # noqa: N802 - DSPy's name
+def InputField(*, desc: str | None = None, default: Any = MISSING,
                **_ignored: Any) -> Any:
     """Declare an input field in a class-form signature. Returns a field marker.
 
@@ -76,7 +76,7 @@ def InputField(*, desc: str | None = None, default: Any = MISSING,  # noqa: N802
     return _FieldSpec("input", desc, default)
 
 
-def OutputField(*, desc: str | None = None, **_ignored: Any) -> Any:  # noqa: N802 - DSPy's name
+def OutputField(*, desc: str | None = None, **_ignored: Any) -> Any:
     """Declare an output field in a class-form signature. Returns a field marker."""
     return _FieldSpec("output", desc)
 
@@ -89,14 +89,14 @@ class _SignatureMeta(type):
     instructions: str
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
-                **kwargs: Any) -> "_SignatureMeta":
+                **kwargs: Any) -> _SignatureMeta:
         inputs: dict[str, SignatureField] = {}
         outputs: dict[str, SignatureField] = {}
         for base in reversed(bases):
             inputs.update(getattr(base, "input_fields", {}))
             outputs.update(getattr(base, "output_fields", {}))
         annotations = dict(namespace.get("__annotations__", {}))
-        for attr in annotations:
+        for attr in annotations:  # noqa: PLC0206 - the value is looked up in another mapping
             if not attr.startswith("_") and not isinstance(namespace.get(attr), _FieldSpec):
                 raise TypeError(
                     f"Field `{attr}` in `{name}` must be declared with InputField or OutputField, "
@@ -132,19 +132,19 @@ class _SignatureMeta(type):
         """The string form: ``"question -> answer"``."""
         return (", ".join(cls.input_fields) + " -> " + ", ".join(cls.output_fields)).strip()
 
-    def with_instructions(cls, instructions: str) -> "type[Signature]":
+    def with_instructions(cls, instructions: str) -> type[Signature]:
         """Return a copy of the signature with other instructions."""
         return _make(cls.__name__, cls.input_fields, cls.output_fields, instructions)
 
-    def prepend(cls, name: str, field: Any, type_: Any = str) -> "type[Signature]":
+    def prepend(cls, name: str, field: Any, type_: Any = str) -> type[Signature]:
         """Return a copy with an extra field first among the inputs or outputs."""
         return cls._insert(name, field, type_, first=True)
 
-    def append(cls, name: str, field: Any, type_: Any = str) -> "type[Signature]":
+    def append(cls, name: str, field: Any, type_: Any = str) -> type[Signature]:
         """Return a copy with an extra field last among the inputs or outputs."""
         return cls._insert(name, field, type_, first=False)
 
-    def _insert(cls, name: str, field: Any, type_: Any, first: bool) -> "type[Signature]":
+    def _insert(cls, name: str, field: Any, type_: Any, first: bool) -> type[Signature]:
         if not isinstance(field, _FieldSpec):
             raise TypeError(f"Signature.prepend/append: field must be InputField() or "
                             f"OutputField(), got {field!r}")
@@ -258,7 +258,9 @@ def _parse_side(side: str, kind: str, text: str) -> dict[str, SignatureField]:
 
 
 def _split_top_level(side: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in side:
         if ch in "[(":
             depth += 1
@@ -316,7 +318,7 @@ def _resolve(node: ast.expr, names: dict[str, Any]) -> Any:
     if isinstance(node, ast.Constant) and node.value is None:
         return type(None)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return Union[_resolve(node.left, names), _resolve(node.right, names)]
+        return Union[_resolve(node.left, names), _resolve(node.right, names)]  # noqa: UP007 - built at run time from parsed text
     if isinstance(node, ast.Subscript):
         base = _resolve(node.value, names)
         items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]

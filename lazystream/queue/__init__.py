@@ -7,8 +7,24 @@ new backend implements (``_backend.py``); the hub above it (``_hub.py``) batches
 caches and wakes.
 """
 from ._backend import Backend, QueueBusy, StorageError
-from ._front import (FileSystemQueue, ProducerGone, SessionUnknown, backend, emit, flush, has_unread, producer_gone,
-                     prune, read_session, reset, sessions, tail, TailReader, wake)
+from ._front import (
+    FileSystemQueue,
+    ProducerGone,
+    SessionUnknown,
+    TailReader,
+    backend,
+    emit,
+    flush,
+    has_unread,
+    producer_gone,
+    prune,
+    read_session,
+    reset,
+    sessions,
+    tail,
+    wake,
+)
 
-__all__ = ["FileSystemQueue", "emit", "flush", "read_session", "tail", "TailReader", "prune", "backend", "reset", "sessions",
-           "has_unread", "producer_gone", "wake", "Backend", "StorageError", "QueueBusy", "ProducerGone", "SessionUnknown"]
+__all__ = ["Backend", "FileSystemQueue", "ProducerGone", "QueueBusy", "SessionUnknown",
+           "StorageError", "TailReader", "backend", "emit", "flush", "has_unread", "producer_gone",
+           "prune", "read_session", "reset", "sessions", "tail", "wake"]

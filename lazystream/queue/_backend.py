@@ -71,7 +71,7 @@ class Backend:
     #: where the data lives, for messages (a path, a URL)
     where = "?"
 
-    def store(self, rows: list[Row], cursors: dict[tuple[str, str], int], owner: str) -> tuple[list[int], set[str]]:
+    def store(self, rows: list[Row], cursors: dict[tuple[str, str], int], owner: str) -> list[int]:
         """Store ``rows`` in order, atomically; return ``(seqs, created)``.
 
         ``seqs`` are the seqs given to the rows, in order; ``created`` the sids whose

@@ -26,15 +26,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from ..events import DEFAULT_QUEUE, EVENTS_QUEUE, IDLE, TERMINAL, TRACE_QUEUE, Event, queue_for
 from ..session import _check_sid, current_ns, current_sid, on_close, on_open
 from ._backend import StorageError, encode, encode_ns, pid_alive
 from ._hub import Hub
 
-__all__ = ["FileSystemQueue", "emit", "read_session", "tail", "TailReader", "prune", "backend", "has_unread", "producer_gone",
-           "flush", "sessions", "ProducerGone", "SessionUnknown"]
+__all__ = ["FileSystemQueue", "ProducerGone", "SessionUnknown", "TailReader", "backend", "emit",
+           "flush", "has_unread", "producer_gone", "prune", "read_session", "sessions", "tail"]
 
 
 class ProducerGone(RuntimeError):
@@ -211,9 +211,11 @@ class FileSystemQueue:
     ``lazystream.ThreadPoolExecutor`` and its submitter share a queue.
     """
 
-    _instances: dict[str, FileSystemQueue] = {}
+    _instances: ClassVar[dict[str, FileSystemQueue]] = {}
+    _name: str
+    _kind: str
 
-    def __new__(cls, name: str = DEFAULT_QUEUE) -> FileSystemQueue:
+    def __new__(cls, name: str = DEFAULT_QUEUE) -> FileSystemQueue:  # noqa: PYI034 - one shared instance per name
         inst = cls._instances.get(name) if isinstance(name, str) else None
         if inst is not None:
             return inst

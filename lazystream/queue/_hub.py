@@ -637,7 +637,7 @@ class Hub:
                         if entry is not None:
                             entry[0].notify_all()
                         if async_waiting:
-                            futures = async_waiting.pop(key, None)
+                            futures = async_waiting.pop(key, [])
                             if futures:
                                 woken += futures
         if woken:
@@ -679,7 +679,7 @@ class Hub:
         """``wait`` for coroutines: suspend (never block the loop) until ``generation(key)``
         moves past ``token`` or ``timeout`` passes. The writer thread resolves the
         awaited future through the loop's ``call_soon_threadsafe``, once per loop per store."""
-        import asyncio   # loaded by the caller already; a local import keeps ``import lazystream`` light
+        import asyncio  # loaded by the caller already; a local import keeps ``import lazystream`` light
         if not self._watching:
             self.wait(token, 0, key)   # start listening to other processes; the caller re-checks
             return

@@ -31,7 +31,7 @@ class MemoryBackend(Backend):
         self._log: dict[str, list[tuple]] = {}          # sid -> (seq, sid, queue, kind, ns, data, ts) rows
         self._sessions: dict[str, dict[str, Any]] = {}
         self._cursors: dict[tuple[str, str], int] = {}
-        self._pruned: dict[str, tuple[float, str]] = {}
+        self._pruned: dict[str, tuple[float, str, float]] = {}
 
     def store(self, rows: list[Row], cursors: dict[tuple[str, str], int], owner: str) -> list[int]:
         with self._lock:

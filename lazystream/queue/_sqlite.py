@@ -190,6 +190,7 @@ class SqliteBackend(Backend):
                     else:
                         packed = json.dumps([(ids[r[0]],) + r[1:] for r in rows], ensure_ascii=False)
                         last = conn.execute(_INSERT_MANY_AUTO, (packed,)).lastrowid
+                assert last is not None   # an INSERT sets lastrowid
                 if self._wakeup is not None:
                     self._wakeup.ping_peers()
                 return list(range(last - len(rows) + 1, last + 1))

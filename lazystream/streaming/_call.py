@@ -23,7 +23,8 @@ from ..programs.adapters import Adapter
 from ..programs.adapters.base import FieldScanner
 from ..programs.settings import settings
 from ..queue import emit, read_session
-from ..runs import cancel as cancel_runs, run_call
+from ..runs import cancel as cancel_runs
+from ..runs import run_call
 from ..session import session
 from .listener import Target
 from .messages import StatusMessage, StreamResponse

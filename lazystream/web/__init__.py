@@ -13,4 +13,4 @@ from ._app import create_app
 from ._client import follow_session
 from ._server import SessionServer, serve
 
-__all__ = ["create_app", "SessionServer", "serve", "follow_session", "adapters", "check_sid"]
+__all__ = ["SessionServer", "adapters", "check_sid", "create_app", "follow_session", "serve"]

@@ -28,7 +28,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..events import Event
@@ -47,13 +47,13 @@ from . import _sse
 from ._access import Access, Unauthorized, check_sid
 from ._hub import Hub
 from ._runs import Runner, TooManyRuns, module_name
-from ._stream import DONE, HEARTBEAT, StreamError, StreamRequest, session_stream
+from ._stream import HEARTBEAT, StreamError, StreamRequest, session_stream
 from .adapters.agui import AGUIProjector
 from .adapters.openai_chat import OpenAIProjector, openai_completion
 from .adapters.vercel import HEADERS as VERCEL_HEADERS
 from .adapters.vercel import VercelProjector
 
-__all__ = ["create_app", "BadRequest"]
+__all__ = ["BadRequest", "create_app"]
 
 VIEWER = Path(__file__).resolve().parent / "viewer"
 _STREAM_PARAMS = ("after", "queues", "timeout", "format", "access_token")
@@ -248,8 +248,8 @@ def _stream_request(sid: str, params: dict[str, str], last_event_id: str | None)
 class _StreamResponse:
     """A streamed response with a write timeout, a disconnect signal and a stream slot."""
 
-    def __init__(self, edge: _Edge, body: Callable[[asyncio.Event], AsyncIterator[bytes]], media_type: str,
-                 headers: Mapping[str, str] | None = None, on_disconnect: Callable[[], None] | None = None) -> None:
+    def __init__(self, edge: _Edge, body: Callable[[asyncio.Event], AsyncGenerator[bytes, None]], media_type: str,
+                 headers: Mapping[str, str] | None = None, on_disconnect: Callable[[], object] | None = None) -> None:
         edge.stream_slot()
         with edge.streams_changed:
             edge.streams += 1
@@ -346,7 +346,7 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
                  max_streams=max_streams, max_runs=max_runs, send_timeout=send_timeout, pending=pending,
                  cancel_on_disconnect=cancel_on_disconnect)
 
-    def cancel_on_leave(request: Request, sid: str) -> Callable[[], None] | None:
+    def cancel_on_leave(request: Request, sid: str) -> Callable[[], object] | None:
         raw = request.query_params.get("cancel_on_disconnect")
         wanted = edge.cancel_on_disconnect if raw is None else raw.lower() in ("1", "true", "yes")
         return (lambda: edge.runner.cancel(sid)) if wanted else None
@@ -406,7 +406,7 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
         return JSONResponse(body)
 
     @_handles_errors
-    async def events_route(request: Request) -> Response:
+    async def events_route(request: Request) -> Response | _StreamResponse:
         sid = request.path_params["sid"]
         params = _params(request, _STREAM_PARAMS)
         req = _stream_request(_sid_param(sid), params, request.headers.get("last-event-id"))
@@ -418,7 +418,7 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
             return Response(status_code=204)   # tells EventSource to stop reconnecting
         encode = _encode_sse if fmt == "sse" else _encode_ndjson
 
-        async def body(stop: asyncio.Event) -> AsyncIterator[bytes]:
+        async def body(stop: asyncio.Event) -> AsyncGenerator[bytes, None]:
             async with contextlib.aclosing(session_stream(edge.hub, req, keepalive=edge.keepalive,
                                                           closing=stop)) as items:
                 async for item in items:
@@ -440,8 +440,8 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
 
     # --- wire formats -------------------------------------------------------------------
     def projected(sid: str, make: Callable[[], Any], encode: Callable[[Any], bytes],
-                  done: bytes | None) -> Callable[[asyncio.Event], AsyncIterator[bytes]]:
-        async def body(stop: asyncio.Event) -> AsyncIterator[bytes]:
+                  done: bytes | None) -> Callable[[asyncio.Event], AsyncGenerator[bytes, None]]:
+        async def body(stop: asyncio.Event) -> AsyncGenerator[bytes, None]:
             projector = make()
             items = session_stream(edge.hub, StreamRequest(sid), keepalive=edge.keepalive, closing=stop)
             async for item in _closing(items):
@@ -470,7 +470,7 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
                                                          "owned_by": "lazystream"} for n in edge.runner.modules]})
 
     @_handles_errors
-    async def chat_completions(request: Request) -> Response:
+    async def chat_completions(request: Request) -> Response | _StreamResponse:
         principal = edge.principal(request)
         body = await _body(request, edge)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
@@ -479,7 +479,9 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
         model = body.get("model")
         text = _last_user_text(body["messages"], "content")
         sid = start(model if isinstance(model, str) else None, text, principal)
-        model = edge.runner.get(sid).module
+        run = edge.runner.get(sid)
+        assert run is not None   # started just above
+        model = run.module
         if not body.get("stream"):
             events = await to_thread.run_sync(_read_to_end, sid)
             try:
@@ -494,7 +496,7 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
                                cancel_on_leave(request, sid))
 
     @_handles_errors
-    async def vercel_chat(request: Request) -> Response:
+    async def vercel_chat(request: Request) -> Response | _StreamResponse:
         principal = edge.principal(request)
         body = await _body(request, edge)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
@@ -506,7 +508,7 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
                                cancel_on_leave(request, sid))
 
     @_handles_errors
-    async def agui_route(request: Request) -> Response:
+    async def agui_route(request: Request) -> Response | _StreamResponse:
         principal = edge.principal(request)
         body = await _body(request, edge)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list) \
@@ -521,7 +523,7 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
                                "text/event-stream; charset=utf-8", {"x-lazystream-sid": sid},
                                cancel_on_leave(request, sid))
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/api/modules", modules_route, methods=["GET"]),
         Route("/runs", runs_route, methods=["GET", "POST"]),
         Route("/sessions", runs_route, methods=["GET"]),
@@ -556,7 +558,7 @@ async def _route_not_found(request: Request, exc: Exception) -> Response:
                          "parameter": "path"}, status_code=status)
 
 
-async def _closing(items: AsyncIterator[Any]) -> AsyncIterator[Any]:
+async def _closing(items: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
     """Iterate ``items`` and close it when the consumer stops early (so its client slot is freed now)."""
     async with contextlib.aclosing(items):
         async for item in items:

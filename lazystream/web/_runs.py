@@ -21,7 +21,7 @@ from .. import runs as _runs
 from ..module import ModuleBase
 from ..session import session
 
-__all__ = ["Runner", "RunInfo", "TooManyRuns", "module_name"]
+__all__ = ["RunInfo", "Runner", "TooManyRuns", "module_name"]
 
 
 class TooManyRuns(RuntimeError):
@@ -82,7 +82,7 @@ class Runner:
             if not isinstance(name, str) or not name or "/" in name:
                 raise ValueError(f"modules: a module's name must be a non-empty string without '/', got {name!r}")
             if not callable(module):
-                raise ValueError(f"modules: {name!r} is {module!r}, which is not callable; serve a ModuleBase "
+                raise ValueError(f"modules: {name!r} is {module!r}, which is not callable; serve a ModuleBase "  # noqa: TRY004 - callers handle ValueError for every bad value
                                  "module, a DSPy-style program or a function")
         self.modules = dict(modules)
         self.max_running = max_running

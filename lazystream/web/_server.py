@@ -92,7 +92,7 @@ class SessionServer:
         self.url = f"http://{shown}:{self.port}"
         protocol = type("_BoundProtocol", (_Protocol,), {"header_timeout": float(header_timeout)})
         config = uvicorn.Config(self.app, http=protocol, lifespan="off", log_level="warning",
-                                limit_concurrency=max_connections, timeout_keep_alive=keepalive_timeout,
+                                limit_concurrency=max_connections, timeout_keep_alive=math.ceil(keepalive_timeout),
                                 timeout_graceful_shutdown=2, ws="none")
         self._server = uvicorn.Server(config)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -154,7 +154,7 @@ class SessionServer:
         for stop in list(self._edge._closing_sets):
             stop.set()
 
-    def __enter__(self) -> SessionServer:
+    def __enter__(self) -> SessionServer:  # noqa: PYI034 - a final class in practice
         if self._thread is None:
             self.start()
         return self

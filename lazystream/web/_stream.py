@@ -13,8 +13,9 @@ The wire encodings (SSE, NDJSON) and the adapters take it from here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from anyio import to_thread
@@ -23,7 +24,7 @@ from ..events import TERMINAL, Event
 from ..queue import read_session
 from ._hub import Hub
 
-__all__ = ["StreamRequest", "StreamError", "HEARTBEAT", "DONE", "session_stream"]
+__all__ = ["DONE", "HEARTBEAT", "StreamError", "StreamRequest", "session_stream"]
 
 _BATCH = 500
 
@@ -59,7 +60,7 @@ DONE = _Marker("DONE")
 
 
 async def session_stream(hub: Hub, req: StreamRequest, *, keepalive: float,
-                         closing: asyncio.Event | None = None) -> AsyncIterator[Event | StreamError | _Marker]:
+                         closing: asyncio.Event | None = None) -> AsyncGenerator[Event | StreamError | _Marker, None]:
     """Yield the session's events after ``req.after``, then ``DONE`` (see the module doc)."""
     wanted = None if req.queues is None else frozenset(req.queues)
     watch = hub.subscribe(req.sid, req.after)
@@ -69,7 +70,7 @@ async def session_stream(hub: Hub, req: StreamRequest, *, keepalive: float,
         while closing is None or not closing.is_set():
             events = watch.buffered_after(after)
             if events is None:   # behind the in-memory window: read the store by cursor
-                events = await to_thread.run_sync(lambda: read_session(req.sid, after, limit=_BATCH))
+                events = await to_thread.run_sync(functools.partial(read_session, req.sid, after, limit=_BATCH))
             if events:
                 last_event = time.monotonic()
                 sent = False

@@ -17,5 +17,5 @@ from .agui import AGUIProjector, agui_events
 from .openai_chat import OpenAIProjector, openai_chunks, openai_completion
 from .vercel import VercelProjector, vercel_chunks
 
-__all__ = ["openai_chunks", "openai_completion", "OpenAIProjector", "vercel_chunks", "VercelProjector",
-           "agui_events", "AGUIProjector"]
+__all__ = ["AGUIProjector", "OpenAIProjector", "VercelProjector", "agui_events", "openai_chunks",
+           "openai_completion", "vercel_chunks"]

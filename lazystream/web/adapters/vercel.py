@@ -32,7 +32,7 @@ from typing import Any
 from ...events import TERMINAL, Event
 from ._messages import Messages, UsageTotals
 
-__all__ = ["VercelProjector", "vercel_chunks", "HEADERS"]
+__all__ = ["HEADERS", "VercelProjector", "vercel_chunks"]
 
 HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
 _FINISH = {"ok": "stop", "error": "error"}
