@@ -7,6 +7,8 @@ never released, so the chunks concatenate to the value ``XMLAdapter.parse`` retu
 """
 from __future__ import annotations
 
+from .marked_scanner import MarkedFieldScanner
+
 __all__ = ["XMLFieldScanner"]
 
 
@@ -18,63 +20,24 @@ def _partial_suffix(text: str, tag: str) -> int:
     return 0
 
 
-class XMLFieldScanner:
+class XMLFieldScanner(MarkedFieldScanner):
     """Releases the text of ``<field>…</field>`` from a reply fed in pieces."""
 
-    __slots__ = ("_close", "_offset", "_open", "_pending", "_started", "_state", "field")
+    __slots__ = ("_open", "_close")
 
     def __init__(self, field: str) -> None:
-        self.field = field
+        super().__init__(field)
         self._open = f"<{field}>"
         self._close = f"</{field}>"
-        self._pending = ""
-        self._offset = 0          # reply offset of _pending[0]
-        self._state = "before"    # before -> inside -> done
-        self._started = False
 
-    def feed(self, text: str) -> list[tuple[int, str, bool]]:
-        """Consume the next piece of the reply; return the chunks it releases."""
-        if self._state == "done" or not text:
-            return []
-        self._pending += text
-        if self._state == "before":
-            at = self._pending.find(self._open)
-            if at < 0:
-                keep = _partial_suffix(self._pending, self._open)
-                self._offset += len(self._pending) - keep
-                self._pending = self._pending[len(self._pending) - keep:]
-                return []
-            cut = at + len(self._open)
-            self._offset += cut
-            self._pending = self._pending[cut:]
-            self._state = "inside"
-        at = self._pending.find(self._close)
+    def _start(self, pending: str) -> tuple[int, int]:
+        at = pending.find(self._open)
         if at >= 0:
-            return [self._final(self._pending[:at], self._offset + at)]
-        held = _partial_suffix(self._pending, self._close)
-        cut = len(self._pending[:len(self._pending) - held].rstrip())
-        chunk = self._pending[:cut]
-        out = []
-        if not self._started:
-            chunk = chunk.lstrip()
-        if chunk:
-            self._started = True
-            out.append((self._offset + cut, chunk, False))
-        self._offset += cut
-        self._pending = self._pending[cut:]
-        return out
+            return at + len(self._open), -1
+        return -1, _partial_suffix(pending, self._open)
 
-    def finish(self) -> list[tuple[int, str, bool]]:
-        """The reply ended: release the held text as the last chunk, if the field began."""
-        if self._state != "inside":
-            self._state = "done"
-            return []
-        return [self._final(self._pending, self._offset + len(self._pending))]
+    def _end(self, pending: str) -> int:
+        return pending.find(self._close)
 
-    def _final(self, text: str, pos: int) -> tuple[int, str, bool]:
-        self._state = "done"
-        self._pending = ""
-        text = text.rstrip()
-        if not self._started:
-            text = text.lstrip()
-        return (pos, text, True)
+    def _releasable(self, pending: str) -> int:
+        return len(pending) - _partial_suffix(pending, self._close)
