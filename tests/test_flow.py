@@ -88,12 +88,16 @@ def test_bind_with_the_pipe_spelling_and_keywords():
     assert p(1) == "get [1], [f3-5], [5]"
 
 
-def test_bind_indexes_the_input_of_nested_pipelines():
-    ns = _run_module_code("""
+_NESTED_PRELUDE = """
         from lazystream import pipeline, bind
         def f1(input): return dict(a=input[0], b=input[1])
         def f2(input): return input['a'] + input['b']
         def f3(input, extro): return f'[{input} + {extro}]'
+"""
+
+
+def test_bind_indexes_the_input_of_nested_pipelines():
+    ns = _run_module_code(_NESTED_PRELUDE + """
         with pipeline() as p1:
             p1.f1 = f1
             with pipeline() as p1.p2:
@@ -106,11 +110,7 @@ def test_bind_indexes_the_input_of_nested_pipelines():
 
 
 def test_pipeline_bind_passes_the_outer_input_into_a_nested_flow():
-    ns = _run_module_code("""
-        from lazystream import pipeline, bind
-        def f1(input): return dict(a=input[0], b=input[1])
-        def f2(input): return input['a'] + input['b']
-        def f3(input, extro): return f'[{input} + {extro}]'
+    ns = _run_module_code(_NESTED_PRELUDE + """
         with pipeline() as p1:
             p1.f1 = f1
             p1.f2 = f2

@@ -9,6 +9,8 @@ branches apart. The result is a ``package`` (a tuple) in branch order, or — af
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -129,21 +131,16 @@ class parallel(FlowBase):
             with ns_scope(f"branch{i}"):
                 return self._invoke(step, arg, **kwargs)
 
-        if not self._workers:
+        calls = [functools.partial(run, i, step, arg)
+                 for i, (step, arg) in enumerate(zip(branches, inputs))]
+        pool = work_pool(min(self._workers, len(calls)) or 1) if self._workers else None
+        with pool or contextlib.nullcontext():
+            # One by one: each call runs when its result is asked for; at once: all submitted first.
+            outcomes = [pool.submit(call).result for call in calls] if pool else calls
             results = []
-            for i, (step, arg) in enumerate(zip(branches, inputs)):
+            for i, outcome in enumerate(outcomes):
                 try:
-                    results.append(run(i, step, arg))
-                except Exception as e:
-                    raise BranchError(self._kind, i, step_name(step), e) from e
-            return self._shaped(package(results))
-        with work_pool(min(self._workers, len(branches)) or 1) as pool:
-            futures = [pool.submit(run, i, step, arg)
-                       for i, (step, arg) in enumerate(zip(branches, inputs))]
-            results = []
-            for i, future in enumerate(futures):
-                try:
-                    results.append(future.result())
+                    results.append(outcome())
                 except Exception as e:
                     raise BranchError(self._kind, i, step_name(branches[i]), e) from e
         return self._shaped(package(results))
