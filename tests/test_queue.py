@@ -306,3 +306,26 @@ def test_concurrent_readers_of_one_queue_never_share_an_item(backend_kind):
     assert merged == list(range(n))
     for part in got:
         assert part == sorted(part)
+
+
+def test_a_store_of_the_previous_layout_is_started_over(tmp_path, monkeypatch):
+    """A queue.db written by an older lazystream (AUTOINCREMENT events: a sqlite_sequence
+    table, which SQLite refuses to drop) opens, empty, in the current layout."""
+    import sqlite3
+
+    import lazystream.queue as q
+    home = tmp_path / "old-home"
+    home.mkdir()
+    conn = sqlite3.connect(home / "queue.db")
+    conn.executescript("CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, sid TEXT);"
+                       "INSERT INTO events (sid) VALUES ('old');")
+    conn.close()
+    monkeypatch.setenv("LAZYSTREAM_HOME", str(home))
+    monkeypatch.setenv("LAZYSTREAM_QUEUE", "sqlite")
+    q.reset()
+    try:
+        with session() as sid:
+            FileSystemQueue().enqueue("new")
+        assert [e.data for e in read_session(sid)] == ["new", {"status": "ok"}]
+    finally:
+        q.reset()

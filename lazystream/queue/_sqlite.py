@@ -77,7 +77,7 @@ CREATE TABLE IF NOT EXISTS pruned (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
 """
-_OLD_TABLES = ("events", "cursors", "sessions", "pruned", "meta", "sqlite_sequence")
+_OLD_TABLES = ("events", "cursors", "sessions", "pruned", "meta")   # sqlite_sequence cannot be dropped
 
 # A batch goes in as one JSON value in one statement: CPython's sqlite3 releases the GIL
 # around every statement step, and a busy producer can make each reacquisition wait.
