@@ -556,7 +556,7 @@ def main() -> None:
         row("(8) client CPU/token at 200 tok/s: OnlineChatModule + follow", f"{mod / n_mod * 1e6:,.0f} us", "",
             f"{mod / n_mod * 1e6 / base_us:.2f}x")
         words = 100 if args.quick else 400
-        with engine(0, 200, "lazystream.programs._engine_policy:program_policy") as url:
+        with engine(0, 200, "lazystream.programs:program_policy") as url:
             raw, n_raw = raw_cpu(url, program_messages(words), runs)
             sync, n_sync = streamify_cpu(url, runs, False, words)
             asy, n_asy = streamify_cpu(url, runs, True, words)
