@@ -136,7 +136,8 @@ class parallel(FlowBase):
         pool = work_pool(min(self._workers, len(calls)) or 1) if self._workers else None
         with pool or contextlib.nullcontext():
             # One by one: each call runs when its result is asked for; at once: all submitted first.
-            outcomes = [pool.submit(call).result for call in calls] if pool else calls
+            outcomes: list[Callable[[], Any]] = (
+                [pool.submit(call).result for call in calls] if pool else list(calls))
             results = []
             for i, outcome in enumerate(outcomes):
                 try:
