@@ -13,31 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from .events import DEFAULT_QUEUE, Event
+from .executor import reader_pool
 from .queue import FileSystemQueue, TailReader, backend, read_session
 from .session import current_sid
 
 __all__ = ["afollow", "aread_session", "atail", "follow"]
 
 _STEP = 0.5   # how long one async step may block a reader thread
-
-_pool_lock = threading.Lock()
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _readers() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads the async readers wait in (a documented cache; a plain stdlib pool: a reader
-    belongs to no session and writes nothing)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="lazystream-areader")
-        return _pool
-
 
 class _Follower:
     """The core of ``follow``: ``step(wait)`` returns what arrived within ``wait`` s."""
@@ -112,7 +98,7 @@ async def afollow(future: concurrent.futures.Future, queues: Iterable[str | File
     loop = asyncio.get_running_loop()
     try:
         while not follower.done:
-            for item in await loop.run_in_executor(_readers(), follower.step, _STEP):
+            for item in await loop.run_in_executor(reader_pool(), follower.step, _STEP):
                 yield item
     finally:
         if cancel_on_exit:
@@ -125,7 +111,7 @@ async def atail(sid: str | None = None, after: int = 0, *, timeout: float | None
     reader = TailReader(sid, after, timeout=timeout, queues=queues)
     loop = asyncio.get_running_loop()
     while not reader.done:
-        for event in await loop.run_in_executor(_readers(), reader.step, _STEP):
+        for event in await loop.run_in_executor(reader_pool(), reader.step, _STEP):
             yield event
 
 
@@ -134,4 +120,4 @@ async def aread_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | N
     """The async form of ``lazystream.read_session``."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(
-        _readers(), lambda: read_session(sid, after, queues=queues, timeout=timeout, limit=limit))
+        reader_pool(), lambda: read_session(sid, after, queues=queues, timeout=timeout, limit=limit))

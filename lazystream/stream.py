@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Self
 
 from .events import TERMINAL, Event
-from .executor import ThreadPoolExecutor
+from .executor import producer_pool, reader_pool
 from .queue import read_session
 from .runs import cancel as cancel_session
 from .runs import run_call
@@ -37,32 +36,6 @@ __all__ = ["AsyncRunStream", "RunStream", "astream", "stream"]
 
 _WAIT = 0.5   # how long one read blocks before the reader checks that the producer lives
 _RESULT_WAIT = 60.0
-
-_pools_lock = threading.Lock()
-_producers: ThreadPoolExecutor | None = None
-_readers: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _producer_pool() -> ThreadPoolExecutor:
-    """The process's pool for stream producers (a documented cache; threads on demand)."""
-    global _producers
-    with _pools_lock:
-        if _producers is None:
-            _producers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lazystream-stream")
-            _producers._lazystream_runs = False   # each call opens its run in its own session
-        return _producers
-
-
-def _reader_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads async streams wait in, so the event loop never blocks on a read. A plain
-    stdlib pool: a reader belongs to no session and writes nothing."""
-    global _readers
-    with _pools_lock:
-        if _readers is None:
-            _readers = concurrent.futures.ThreadPoolExecutor(max_workers=64,
-                                                             thread_name_prefix="lazystream-stream-reader")
-        return _readers
-
 
 def _name_of(fn: Callable[..., Any]) -> str:
     name = getattr(fn, "name", None)
@@ -81,7 +54,7 @@ class _RunCall:
         self.done = False
         self.usage: dict[str, int] | None = None
         self._ended = False
-        self._future = _producer_pool().submit(self._produce, fn, args, kwargs)
+        self._future = producer_pool().submit(self._produce, fn, args, kwargs)
 
     def _produce(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         with session(self.sid):
@@ -200,7 +173,7 @@ class AsyncRunStream(_Base):
     async def _events(self) -> AsyncGenerator[Event, None]:
         call = self._call
         loop = asyncio.get_running_loop()
-        pool = _reader_pool()
+        pool = reader_pool()
         try:
             while not call.done:
                 for event in await loop.run_in_executor(pool, call.pump, _WAIT):

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import threading
 import uuid
 from typing import Any
 
 from ..events import TERMINAL, Event
-from ..executor import ThreadPoolExecutor
+from ..executor import producer_pool
 from ..module import callbacks
 from ..programs import Prediction
 from ..programs._run import StreamRun, current_run, token_run
@@ -34,18 +33,6 @@ __all__ = ["StreamCall"]
 
 _RESULT_WAIT = 60.0   # the producer returns right after writing `end`; this is a safety net
 
-_pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-
-
-def _producers() -> ThreadPoolExecutor:
-    """The process's pool for streamify producers (threads are made on demand)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lazystream-streamify")
-            _pool._lazystream_runs = False   # each call opens its run inside its own session
-        return _pool
 
 
 def _program_name(program: Any) -> str:
@@ -95,7 +82,7 @@ class StreamCall:
     def start(self) -> None:
         """Submit the program to the producer pool (once)."""
         if self._future is None:
-            self._future = self.context.run(_producers().submit, self._produce)
+            self._future = self.context.run(producer_pool().submit, self._produce)
 
     def _produce(self) -> Any:
         current_run.set(self.run)   # this worker's context is a copy: nothing leaks out

@@ -17,12 +17,11 @@ raised to the caller as it is, in both modes.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import inspect
-import threading
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
+from ..executor import reader_pool
 from ._call import StreamCall
 from .listener import StreamListener, resolve
 from .status import StatusMessageProvider
@@ -31,21 +30,6 @@ __all__ = ["streamify"]
 
 _WAIT = 0.5   # how long one read blocks before the reader checks that the producer lives
 
-_readers_lock = threading.Lock()
-_readers: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _reader_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads the async generators wait in, so the event loop never blocks on a read.
-
-    A plain stdlib pool: a reader belongs to no session and must write no events.
-    """
-    global _readers
-    with _readers_lock:
-        if _readers is None:
-            _readers = concurrent.futures.ThreadPoolExecutor(
-                max_workers=64, thread_name_prefix="lazystream-reader")
-        return _readers
 
 
 def streamify(program: Callable[..., Any],
@@ -112,7 +96,7 @@ def _stream(call: StreamCall) -> Generator[Any, None, None]:
 
 async def _astream(call: StreamCall) -> AsyncGenerator[Any, None]:
     loop = asyncio.get_running_loop()
-    pool = _reader_pool()
+    pool = reader_pool()
     call.start()
     try:
         while not call.done:
