@@ -16,7 +16,7 @@ __all__ = ["MarkedFieldScanner"]
 class MarkedFieldScanner:
     """Releases the text of one field from a reply fed in arbitrary pieces."""
 
-    __slots__ = ("field", "_pending", "_offset", "_state", "_started")
+    __slots__ = ("_offset", "_pending", "_started", "_state", "field")
 
     def __init__(self, field: str) -> None:
         self.field = field

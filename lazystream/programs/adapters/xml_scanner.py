@@ -23,7 +23,7 @@ def _partial_suffix(text: str, tag: str) -> int:
 class XMLFieldScanner(MarkedFieldScanner):
     """Releases the text of ``<field>…</field>`` from a reply fed in pieces."""
 
-    __slots__ = ("_open", "_close")
+    __slots__ = ("_close", "_open")
 
     def __init__(self, field: str) -> None:
         super().__init__(field)
