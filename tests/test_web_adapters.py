@@ -184,3 +184,21 @@ def test_openai_text_of_two_model_calls_is_separated_by_a_blank_line():
     completion = openai_completion(events, model="m")
     assert completion["choices"][0]["message"]["content"] == "first\n\nsecond"
     assert completion["choices"][0]["finish_reason"] == "length"
+
+
+def test_a_run_that_streamed_no_text_answers_with_its_string_output_in_every_format():
+    events = [ev(1, "run_start", {"run": "r", "name": "f", "input": "x"}, ns=()),
+              ev(2, "run_end", {"run": "r", "status": "ok", "error": None, "output": "the answer", "usage": None},
+                 ns=()),
+              ev(3, "end", {"status": "ok"}, ns=())]
+    assert openai_completion(events, model="f")["choices"][0]["message"]["content"] == "the answer"
+    chunks = list(vercel_chunks(events))
+    assert chunks[1:4] == [{"type": "text-start", "id": "r:output"},
+                           {"type": "text-delta", "id": "r:output", "delta": "the answer"},
+                           {"type": "text-end", "id": "r:output"}]
+    report = check_ui_stream(stdin=_sse(chunks))
+    assert report["final"]["parts"] == [{"type": "text", "text": "the answer", "state": "done"}]
+    out = list(agui_events(events))
+    assert [e["type"] for e in out] == ["RUN_STARTED", "TEXT_MESSAGE_START", "TEXT_MESSAGE_CONTENT",
+                                        "TEXT_MESSAGE_END", "RUN_FINISHED"]
+    _agui_validate(out)

@@ -331,3 +331,17 @@ def test_a_session_that_starts_while_a_reader_waits_is_streamed(fresh_home):
         status, _, body = response["answer"]
         assert status == 200
         assert [json.loads(line)["data"] for line in body.decode().splitlines()] == ["here", {"status": "ok"}]
+
+
+def test_chat_app_mounts_the_edge_next_to_its_own_routes(weather_engine, fresh_home):
+    import openai
+    import chat_app
+    app = chat_app.build_app(make_agent(weather_engine.base_url))
+    with SessionServer(app=app) as server:
+        assert json.loads(request(f"{server.url}/healthz")[2]) == {"status": "ok"}
+        status, headers, page = request(f"{server.url}/")
+        assert status == 200 and b"lazystream viewer" in page
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model="weather", messages=[{"role": "user", "content": QUERY}])
+        assert reply.choices[0].message.content == ANSWER
+        assert server.active_streams == 0

@@ -49,7 +49,8 @@ class SessionServer:
     """The web edge served by uvicorn in a background thread, bound on creation.
 
     ``SessionServer(host, port, modules=…, **options)``: ``options`` go to ``create_app``
-    (``token``, ``cors_origins``, ``keepalive``, limits…). ``start()`` serves in a daemon
+    (``token``, ``cors_origins``, ``keepalive``, limits…). ``SessionServer(app=your_app)``
+    serves your own ASGI app (with ``create_app(...)`` mounted in it) the same way. ``start()`` serves in a daemon
     thread and returns the URL; ``serve_forever()`` serves in the caller's thread;
     ``close()`` ends open streams (clients resume with ``Last-Event-ID``) and frees the
     port. Usable as a context manager.
@@ -58,7 +59,7 @@ class SessionServer:
     cannot listen.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, modules: Any = None,
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, modules: Any = None, app: Any = None,
                  max_connections: int = 1024, header_timeout: float = 10.0, keepalive_timeout: float = 5.0,
                  **options: Any) -> None:
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
@@ -74,8 +75,11 @@ class SessionServer:
                     or math.isinf(keepalive):
                 raise ValueError(f"SessionServer: keepalive must be a number of seconds > 0, got {keepalive!r}; "
                                  "e.g. 15")
-        self.app = create_app(modules, **options)
-        self._edge = self.app.state.edge
+        if app is not None and (modules is not None or options):
+            raise ValueError("SessionServer: give either app= (an ASGI app of yours, e.g. with create_app(...) "
+                             "mounted) or modules=/create_app options, not both")
+        self.app = app if app is not None else create_app(modules, **options)
+        self._edge = self.app.state.edge if app is None else _find_edge(app)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -146,10 +150,13 @@ class SessionServer:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
-        self._edge.hub.close()
+        if self._edge is not None:
+            self._edge.hub.close()
         self._sock.close()
 
     def _end_streams(self) -> None:
+        if self._edge is None:
+            return
         self._edge.closing.set()
         for stop in list(self._edge._closing_sets):
             stop.set()
@@ -166,12 +173,28 @@ class SessionServer:
     @property
     def active_streams(self) -> int:
         """How many event streams are being served right now."""
-        return self._edge.streams
+        return 0 if self._edge is None else self._edge.streams
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no stream is being served; return False if ``timeout`` s passed first."""
+        if self._edge is None:
+            return True
         with self._edge.streams_changed:
             return self._edge.streams_changed.wait_for(lambda: self._edge.streams == 0, timeout)
+
+
+def _find_edge(app: Any) -> Any:
+    """The web edge mounted somewhere in ``app`` (Starlette or FastAPI routes), or None."""
+    state = getattr(app, "state", None)
+    if state is not None and hasattr(state, "edge"):
+        return state.edge
+    for route in getattr(app, "routes", ()):
+        inner = getattr(route, "app", None)
+        if inner is not None and inner is not app:
+            edge = _find_edge(inner)
+            if edge is not None:
+                return edge
+    return None
 
 
 @contextlib.contextmanager

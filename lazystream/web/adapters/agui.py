@@ -13,6 +13,7 @@ tool_call           (START + ARGS if not streamed) TOOL_CALL_END
 tool_result         TOOL_CALL_RESULT {messageId: "<call id>:result", content, role: tool}
 status              CUSTOM {name: "status", value}
 error               RUN_ERROR {message, code: the error type} (terminal)
+run_end (ok)        its string ``output`` as one text message, if no text was streamed
 run_end             RUN_FINISHED {result: output}; cancelled: outcome {type: cancelled}
 ==================  ==============================================================
 
@@ -43,6 +44,7 @@ class AGUIProjector:
         self._text: set[str] = set()
         self._reasoning: set[str] = set()
         self._streamed_tools: set[str] = set()
+        self._wrote_text = False
         self._segment: dict[str, int] = {}   # message id -> how many times its parts were closed early
 
     @property
@@ -66,6 +68,7 @@ class AGUIProjector:
             self._messages.start(event)
         elif kind == "text" and isinstance(data, str) and data:
             message_id = self._part_id(self._messages.of(event)[0])
+            self._wrote_text = True
             if message_id not in self._text:
                 self._text.add(message_id)
                 out.append({"type": "TEXT_MESSAGE_START", "messageId": message_id, "role": "assistant"})
@@ -122,6 +125,12 @@ class AGUIProjector:
                 out.append({"type": "RUN_ERROR", "message": str(error.get("message", "the run failed")),
                             "code": str(error.get("type", "Error"))})
             else:
+                output = data.get("output")
+                if status == "ok" and not self._wrote_text and isinstance(output, str) and output:
+                    message_id = f"{data.get('run') or event.sid}:output"   # a module that streamed no text
+                    out += [{"type": "TEXT_MESSAGE_START", "messageId": message_id, "role": "assistant"},
+                            {"type": "TEXT_MESSAGE_CONTENT", "messageId": message_id, "delta": output},
+                            {"type": "TEXT_MESSAGE_END", "messageId": message_id}]
                 finished: dict[str, Any] = {"type": "RUN_FINISHED", **self._ids(event)}
                 if status == "cancelled":
                     finished["outcome"] = {"type": "cancelled"}

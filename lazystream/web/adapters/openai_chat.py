@@ -10,6 +10,8 @@ text                ``delta: {content}`` (text of a later model call after earli
                     text is preceded by a blank line, so the answer stays readable)
 think               ``delta: {reasoning_content}`` (the field DeepSeek, vLLM and
                     Open WebUI read)
+run_end (ok)        its ``output`` as ``content`` if it is a string and no text was
+                    streamed (a module that does not stream still answers); then
 run_end / end       ``finish_reason``: "stop", or "length" if the last model call
                     was cut; then, with ``include_usage``, a chunk with the run's
                     ``usage`` totals and no choices
@@ -93,6 +95,9 @@ class OpenAIProjector:
             usage = self._usage.final(data.get("usage"))
             self._finished = True
             if status == "ok":
+                output = data.get("output")
+                if not self._wrote_text and isinstance(output, str) and output:
+                    out.append(self._chunk({"content": output}))   # a module that streamed no text
                 out.append(self._chunk({}, self._finish_reason))
                 if self.include_usage:
                     usage = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}

@@ -15,6 +15,7 @@ tool_call           ``tool-input-available`` {toolCallId, toolName, input}
 tool_result         ``tool-output-available`` {output} or ``tool-output-error``
 status              ``data-status`` {data: the message, transient: true}
 error               ``error`` {errorText: "Type: message"}
+run_end (ok)        its string ``output`` as one text part, if no text was streamed
 run_end / end       ``finish`` {finishReason, messageMetadata: {usage, status}};
                     cancelled: ``abort``
 ==================  ==============================================================
@@ -50,6 +51,7 @@ class VercelProjector:
         self._tools: dict[str, str] = {}      # tool calls whose input is streaming: id -> name
         self._usage = UsageTotals()
         self._run_usage: Any = None
+        self._wrote_text = False
 
     @property
     def finished(self) -> bool:
@@ -71,6 +73,7 @@ class VercelProjector:
                 message_id, _ = self._messages.of(event)
                 part, open_parts = ("text", self._text) if kind == "text" else ("reasoning", self._reasoning)
                 part_id = message_id if kind == "text" else f"{message_id}:reasoning"
+                self._wrote_text = self._wrote_text or kind == "text"
                 if part_id not in open_parts:
                     open_parts.add(part_id)
                     out.append({"type": f"{part}-start", "id": part_id})
@@ -104,6 +107,11 @@ class VercelProjector:
             out.append({"type": "error", "errorText": f"{data.get('type', 'Error')}: {data.get('message', '')}"})
         elif kind == "run_end" and isinstance(data, dict):
             self._run_usage = data.get("usage")
+            output = data.get("output")
+            if data.get("status") == "ok" and not self._wrote_text and isinstance(output, str) and output:
+                part_id = f"{data.get('run')}:output"   # a module that streamed no text still answers
+                out += [{"type": "text-start", "id": part_id}, {"type": "text-delta", "id": part_id, "delta": output},
+                        {"type": "text-end", "id": part_id}]
             out.extend(self._finish(str(data.get("status", "ok"))))
         elif kind == TERMINAL:
             out.extend(self._finish(str(data.get("status", "ok")) if isinstance(data, dict) else "ok"))
