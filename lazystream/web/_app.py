@@ -128,14 +128,23 @@ class _Edge:
             raise self.not_found(sid)
         if not self.access.may_read(principal, None):
             raise self.not_found(sid)
-        deadline = time.monotonic() + (self.pending if wait else 0.0)
-        while True:
-            exists = await to_thread.run_sync(_exists, check)
-            if exists:
-                return principal
-            if time.monotonic() >= deadline:
-                raise self.not_found(sid)
-            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        if await to_thread.run_sync(_exists, check):
+            return principal
+        if not wait or not self.pending:
+            raise self.not_found(sid)
+        # Wait for its first event through the session's shared reader: woken by the store,
+        # one thread however many clients wait.
+        deadline = time.monotonic() + self.pending
+        watch = self.hub.subscribe(check, 0)
+        try:
+            while not watch.recent and not watch.finished:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise self.not_found(sid)
+                await watch.changed(min(remaining, 1.0))
+        finally:
+            self.hub.unsubscribe(watch)
+        return principal
 
     # --- streams --------------------------------------------------------------------------
     def stream_slot(self) -> None:
@@ -285,12 +294,12 @@ class _StreamResponse:
                 if gone:
                     break
                 # A client that reads nothing for send_timeout s is dropped (its buffer is bounded).
-                await asyncio.wait_for(send({"type": "http.response.body", "body": chunk, "more_body": True}),
-                                       edge.send_timeout)
+                await _send_within(send, {"type": "http.response.body", "body": chunk, "more_body": True},
+                                   edge.send_timeout)
             if not gone:
-                await asyncio.wait_for(send({"type": "http.response.body", "body": b"", "more_body": False}),
-                                       edge.send_timeout)
-        except (asyncio.TimeoutError, OSError):
+                await _send_within(send, {"type": "http.response.body", "body": b"", "more_body": False},
+                                   edge.send_timeout)
+        except (TimeoutError, asyncio.TimeoutError, OSError):
             gone = True
         finally:
             watcher.cancel()
@@ -303,17 +312,38 @@ class _StreamResponse:
                 self.on_disconnect()
 
 
-def _encode_sse(item: Event | StreamError | Any) -> bytes:
-    if isinstance(item, Event):
-        return _sse.encode_event(item)
+async def _send_within(send: Callable[[Any], Any], message: dict[str, Any], timeout: float) -> None:
+    """``await send(message)``, raising ``TimeoutError`` after ``timeout`` s (the client reads
+    nothing). Cheaper than ``asyncio.wait_for``, which makes a task per call."""
+    task = asyncio.current_task()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+    handle = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        await send(message)
+    except asyncio.CancelledError:
+        if expired:
+            raise TimeoutError(f"the client read nothing for {timeout:g} s") from None
+        raise
+    finally:
+        handle.cancel()
+
+
+def _encode_sse(item: list[Event] | StreamError | Any) -> bytes:
+    if isinstance(item, list):
+        return b"".join(_sse.encode_event(e) for e in item)
     if isinstance(item, StreamError):
         return _sse.encode_error(item.type, item.message)
     return _sse.KEEPALIVE if item is HEARTBEAT else _sse.DONE
 
 
-def _encode_ndjson(item: Event | StreamError | Any) -> bytes:
-    if isinstance(item, Event):
-        return json.dumps(item.to_dict(), ensure_ascii=False, default=repr).encode() + b"\n"
+def _encode_ndjson(item: list[Event] | StreamError | Any) -> bytes:
+    if isinstance(item, list):
+        return b"".join(json.dumps(e.to_dict(), ensure_ascii=False, default=repr).encode() + b"\n" for e in item)
     if isinstance(item, StreamError):
         return json.dumps({"kind": "stream_error", "error": {"type": item.type, "message": item.message}},
                           ensure_ascii=False).encode() + b"\n"
@@ -447,9 +477,10 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
             async for item in _closing(items):
                 if item is HEARTBEAT:
                     yield _sse.KEEPALIVE
-                elif isinstance(item, Event):
-                    for out in projector.feed(item):
-                        yield encode(out)
+                elif isinstance(item, list):
+                    out = b"".join(encode(chunk) for event in item for chunk in projector.feed(event))
+                    if out:
+                        yield out
                     if projector.finished:
                         break
                 elif isinstance(item, StreamError):

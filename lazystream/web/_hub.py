@@ -2,7 +2,7 @@
 
 The store's blocking reads (``read_session(..., timeout=)``) park a thread; an asyncio
 server cannot give each of 200 clients a thread. A ``_Watch`` reads its session once for
-all of them and keeps the newest ``_RECENT`` events in memory; a client whose cursor is
+all of them and keeps the newest ``_RECENT`` (up to twice that) events in memory; a client whose cursor is
 inside that window is served from memory, one further behind (a slow or resuming client)
 reads its next batch from the store by cursor. So a slow client costs no memory here:
 the store is its buffer, and what is in flight to it is bounded by the transport's
@@ -14,8 +14,8 @@ producing process died. It stops a little after its last client leaves.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import threading
-from collections import deque
 from typing import Any
 
 from ..events import TERMINAL, Event
@@ -34,7 +34,8 @@ class Watch:
     def __init__(self, hub: Hub, sid: str) -> None:
         self.sid = sid
         self.clients = 0
-        self.recent: deque[Event] = deque(maxlen=_RECENT)
+        self.recent: list[Event] = []   # between _RECENT and 2 * _RECENT events, oldest first
+        self._seqs: list[int] = []       # their seqs, for bisect
         self.base = 0          # every event with base < seq <= last is in ``recent``
         self.last = 0
         self.ended = False     # the terminal event was read
@@ -59,12 +60,15 @@ class Watch:
                 if events:
                     with self._lock:
                         for event in events:
-                            if len(self.recent) == self.recent.maxlen:
-                                self.base = self.recent[0].seq
                             self.recent.append(event)
+                            self._seqs.append(event.seq)
                             self.last = event.seq
                             if event.kind == TERMINAL:
                                 self.ended = True
+                        if len(self.recent) > 2 * _RECENT:   # trim in halves: amortised O(1) per event
+                            cut = len(self.recent) - _RECENT
+                            self.base = self._seqs[cut - 1]
+                            del self.recent[:cut], self._seqs[:cut]
                     self._wake()
                     continue
                 if self._hub.release_if_idle(self):
@@ -89,8 +93,14 @@ class Watch:
     def _wake(self) -> None:
         with self._lock:
             waiters, self._waiters = self._waiters, []
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for loop, future in waiters:
-            loop.call_soon_threadsafe(_resolve, future)
+            by_loop.setdefault(loop, []).append(future)
+        for loop, futures in by_loop.items():   # one wake-up of each loop, not one per client
+            try:
+                loop.call_soon_threadsafe(_resolve_all, futures)
+            except RuntimeError:
+                pass   # that loop is closed: its clients are gone
 
     def stop(self) -> None:
         self._stop.set()
@@ -102,8 +112,10 @@ class Watch:
         with self._lock:
             if after < self.base:
                 return None
-            out = [e for e in self.recent if e.seq > after] if after < self.last else []
-            return out[:_BATCH]
+            if after >= self.last:
+                return []
+            i = bisect.bisect_right(self._seqs, after)
+            return self.recent[i:i + _BATCH]
 
     async def changed(self, timeout: float) -> None:
         """Wait until the reader thread reports something, or ``timeout`` seconds."""
@@ -122,9 +134,10 @@ class Watch:
         return self.ended or self.gone is not None or self.failure is not None
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _resolve_all(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 class Hub:

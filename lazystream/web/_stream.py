@@ -1,7 +1,8 @@
 """One client's view of one session: its events after a cursor, live, until the end.
 
-``session_stream`` is an async generator of ``Event`` objects interleaved with three
-markers: ``HEARTBEAT`` (nothing happened for ``keepalive`` s: write a comment so proxies
+``session_stream`` is an async generator of batches (lists) of ``Event`` objects — all
+that is there when the client is ready, so one write carries them — interleaved with
+three markers: ``HEARTBEAT`` (nothing happened for ``keepalive`` s: write a comment so proxies
 and the client know the connection lives), ``StreamError`` (the stream must stop: the
 producer died, the idle timeout passed, the store failed — there is no session event to
 send), and ``DONE`` (the session's ``end`` event was sent, or it had ended before the
@@ -60,7 +61,7 @@ DONE = _Marker("DONE")
 
 
 async def session_stream(hub: Hub, req: StreamRequest, *, keepalive: float,
-                         closing: asyncio.Event | None = None) -> AsyncGenerator[Event | StreamError | _Marker, None]:
+                         closing: asyncio.Event | None = None) -> AsyncGenerator[list[Event] | StreamError | _Marker, None]:
     """Yield the session's events after ``req.after``, then ``DONE`` (see the module doc)."""
     wanted = None if req.queues is None else frozenset(req.queues)
     watch = hub.subscribe(req.sid, req.after)
@@ -73,17 +74,16 @@ async def session_stream(hub: Hub, req: StreamRequest, *, keepalive: float,
                 events = await to_thread.run_sync(functools.partial(read_session, req.sid, after, limit=_BATCH))
             if events:
                 last_event = time.monotonic()
-                sent = False
-                for event in events:
-                    after = event.seq
-                    if wanted is None or event.queue in wanted or event.kind == TERMINAL:
-                        sent = True
-                        yield event
-                    if event.kind == TERMINAL:
-                        yield DONE
-                        return
-                if sent:
+                after = events[-1].seq
+                batch = events if wanted is None else [e for e in events
+                                                       if e.queue in wanted or e.kind == TERMINAL]
+                ended = events[-1].kind == TERMINAL
+                if batch:
+                    yield batch
                     last_write = time.monotonic()
+                if ended:
+                    yield DONE
+                    return
                 continue
             if watch.failure is not None:
                 yield StreamError(type(watch.failure).__name__, str(watch.failure))
