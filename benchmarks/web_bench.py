@@ -83,6 +83,12 @@ def _pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))] * 1000
 
 
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_kb(pid: int, field: str = "VmRSS") -> int:
     with open(f"/proc/{pid}/status") as f:
         return int(next(line.split()[1] for line in f if line.startswith(field)))
@@ -158,14 +164,16 @@ def main() -> int:
                     peak[0] = max(peak[0], _rss_kb(server.pid))
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
+            cpu0, mine0 = _cpu_s(server.pid), time.process_time()
             sse = asyncio.run(_sse_clients(url, sid, clients, lambda: producers.append(_producer(sid, n))))
+            server_cpu, client_cpu = _cpu_s(server.pid) - cpu0, time.process_time() - mine0
             stop.set()
             sampler.join()
             for p in producers:
                 p.wait(60)
             direct, direct_rss = _direct(f"bench-direct-{clients}", clients, n)
             assert len(sse) == len(direct) == clients * n, (len(sse), len(direct), clients * n)
-            rows.append((clients, sse, peak[0], direct, direct_rss))
+            rows.append((clients, sse, peak[0], direct, direct_rss, server_cpu, client_cpu))
     finally:
         server.terminate()
         server.wait(30)
@@ -173,11 +181,14 @@ def main() -> int:
     print(f"# web: {RATE} tokens/s for {SECONDS:g} s ({n} tokens), server and producer in processes of their own")
     print(f"{'readers':>8} | {'SSE p50 ms':>10} | {'SSE p99 ms':>10} | {'server RSS MB':>13} || "
           f"{'direct p50 ms':>13} | {'direct p99 ms':>13} | {'reader proc RSS MB':>18} | p99 ratio")
-    for clients, sse, rss, direct, direct_rss in rows:
+    for clients, sse, rss, direct, direct_rss, _, _ in rows:
         print(f"{clients:>8} | {_pct(sse, 50):>10.2f} | {_pct(sse, 99):>10.2f} | {rss / 1024:>13.1f} || "
               f"{_pct(direct, 50):>13.2f} | {_pct(direct, 99):>13.2f} | {direct_rss / 1024:>18.1f} | "
               f"{_pct(sse, 99) / max(_pct(direct, 99), 1e-6):.2f}")
     print(f"# server RSS idle before the runs: {idle_rss / 1024:.1f} MB")
+    for clients, *_, server_cpu, client_cpu in rows:
+        print(f"# {clients} SSE readers: server CPU {server_cpu:.2f} s, the SSE clients' process CPU "
+              f"{client_cpu:.2f} s over the {SECONDS:g} s run")
     return 0
 
 

@@ -335,7 +335,10 @@ async def _send_within(send: Callable[[Any], Any], message: dict[str, Any], time
 
 def _encode_sse(item: list[Event] | StreamError | Any) -> bytes:
     if isinstance(item, list):
-        return b"".join(_sse.encode_event(e) for e in item)
+        watch = getattr(item, "watch", None)
+        if watch is None:
+            return b"".join(_sse.encode_event(e) for e in item)
+        return b"".join(watch.encoded(e, _sse.encode_event) for e in item)
     if isinstance(item, StreamError):
         return _sse.encode_error(item.type, item.message)
     return _sse.KEEPALIVE if item is HEARTBEAT else _sse.DONE

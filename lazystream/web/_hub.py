@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from ..events import TERMINAL, Event
@@ -36,6 +37,7 @@ class Watch:
         self.clients = 0
         self.recent: list[Event] = []   # between _RECENT and 2 * _RECENT events, oldest first
         self._seqs: list[int] = []       # their seqs, for bisect
+        self._wire: dict[int, bytes] = {}   # seq -> the event's SSE message, encoded once for all clients
         self.base = 0          # every event with base < seq <= last is in ``recent``
         self.last = 0
         self.ended = False     # the terminal event was read
@@ -69,6 +71,7 @@ class Watch:
                             cut = len(self.recent) - _RECENT
                             self.base = self._seqs[cut - 1]
                             del self.recent[:cut], self._seqs[:cut]
+                            self._wire = {q: b for q, b in self._wire.items() if q > self.base}
                     self._wake()
                     continue
                 if self._hub.release_if_idle(self):
@@ -117,16 +120,27 @@ class Watch:
             i = bisect.bisect_right(self._seqs, after)
             return self.recent[i:i + _BATCH]
 
+    def encoded(self, event: Event, encode: Callable[[Event], bytes]) -> bytes:
+        """``encode(event)``, computed once per event of the window however many clients send it."""
+        wire = self._wire.get(event.seq)
+        if wire is None:
+            wire = encode(event)
+            if event.seq > self.base and event.sid == self.sid:
+                self._wire[event.seq] = wire
+        return wire
+
     async def changed(self, timeout: float) -> None:
         """Wait until the reader thread reports something, or ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
             self._waiters.append((loop, future))
+        # A timer that resolves the future, not asyncio.wait_for (a task and callbacks per wait).
+        timer = loop.call_later(timeout, _resolve_all, [future])
         try:
-            await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            pass
+            await future
+        finally:
+            timer.cancel()
 
     @property
     def finished(self) -> bool:

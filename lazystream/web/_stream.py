@@ -56,6 +56,14 @@ class _Marker:
         return self.name
 
 
+class _Batch(list):
+    """Events ready to send, with the session's watch (to share their encoding)."""
+
+    def __init__(self, events: list[Event], watch: object) -> None:
+        super().__init__(events)
+        self.watch = watch
+
+
 HEARTBEAT = _Marker("HEARTBEAT")
 DONE = _Marker("DONE")
 
@@ -79,7 +87,7 @@ async def session_stream(hub: Hub, req: StreamRequest, *, keepalive: float,
                                                        if e.queue in wanted or e.kind == TERMINAL]
                 ended = events[-1].kind == TERMINAL
                 if batch:
-                    yield batch
+                    yield _Batch(batch, watch)
                     last_write = time.monotonic()
                 if ended:
                     yield DONE
