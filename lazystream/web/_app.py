@@ -316,6 +316,7 @@ async def _send_within(send: Callable[[Any], Any], message: dict[str, Any], time
     """``await send(message)``, raising ``TimeoutError`` after ``timeout`` s (the client reads
     nothing). Cheaper than ``asyncio.wait_for``, which makes a task per call."""
     task = asyncio.current_task()
+    assert task is not None   # awaited from a task
     expired = False
 
     def expire() -> None:
