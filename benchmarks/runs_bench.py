@@ -31,7 +31,7 @@ import openai
 
 import lazystream
 from lazystream import OnlineChatModule
-from lazystream.llm.engine import Engine, Faults
+from lazystream.engine import Engine, Faults
 
 MESSAGES = [{"role": "user", "content": "stream"}]
 
