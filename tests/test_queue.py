@@ -209,7 +209,7 @@ def test_unknown_backend_is_named(monkeypatch):
     monkeypatch.setenv("LAZYSTREAM_QUEUE", "postgres")
     lq.reset()
     try:
-        with pytest.raises(ValueError, match="'postgres'.*'sqlite' or 'memory'"):
+        with pytest.raises(ValueError, match="'postgres'.*'sqlite' or 'memory', or redis://"):
             FileSystemQueue().enqueue("x")
     finally:
         monkeypatch.delenv("LAZYSTREAM_QUEUE")

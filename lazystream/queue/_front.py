@@ -116,14 +116,22 @@ def _start_grace() -> float:
 
 
 def _make_backend() -> Hub:
-    kind = os.environ.get("LAZYSTREAM_QUEUE", "sqlite").strip().lower() or "sqlite"
+    raw = os.environ.get("LAZYSTREAM_QUEUE", "sqlite").strip()
+    kind = raw.lower() or "sqlite"
     retention, idle, _ = _retention(), _idle_retention(), _start_grace()
     _tune_switch_interval()
+    if kind.startswith(("redis://", "rediss://")):   # the raw value: a password keeps its case
+        from ._redis import RedisBackend
+        return Hub(RedisBackend(raw, prefix=os.environ.get("LAZYSTREAM_REDIS_PREFIX", "lazystream"),
+                                reconnect=_seconds("LAZYSTREAM_REDIS_RECONNECT", "30"),
+                                retention=retention, idle_retention=idle),
+                   retention=retention, idle_retention=idle)
     if kind == "memory":
         from ._memory import MemoryBackend
         return Hub(MemoryBackend(), retention=retention, idle_retention=idle)
     if kind != "sqlite":
-        raise ValueError(f"LAZYSTREAM_QUEUE={kind!r} is not a queue backend; use 'sqlite' or 'memory'")
+        raise ValueError(f"LAZYSTREAM_QUEUE={kind!r} is not a queue backend; use 'sqlite' or 'memory', "
+                         "or redis://[user:password@]host:port/db (rediss:// for TLS) for several hosts")
     from ._sqlite import SqliteBackend
     home = os.path.expanduser(os.environ.get("LAZYSTREAM_HOME") or "~/.lazystream")
     try:
@@ -492,14 +500,22 @@ def producer_gone(sid: str) -> str | None:
     """Return why a session will never end — its writing process died before its ``end``
     event — or ``None`` while it may still be written (or has ended).
 
-    Only processes on this host can be checked. A killed process that its parent has not
-    reaped yet (a zombie) counts as dead.
+    SQLite records pids, so only processes on this host can be checked (a killed process
+    that its parent has not reaped yet, a zombie, counts as dead). Redis records a
+    heartbeat per writing process, so its ``session_info`` says ``alive`` for any host.
     """
     return _gone(sid, (_backend or backend()).session_info(_check_sid(sid)))
 
 
 def _gone(sid: str, info: dict[str, Any] | None) -> str | None:
-    if info is None or info["pruned"] or info["ended"] is not None or pid_alive(info["pid"]):
+    if info is None or info["pruned"] or info["ended"] is not None:
+        return None
+    if "alive" in info:   # a store shared across hosts knows better than a local pid
+        if info["alive"]:
+            return None
+        return (f"the process (pid {info['pid']} on {info.get('host') or 'another host'}) writing session "
+                f"{sid!r} stopped without ending it (it exited, or lost its connection to the store)")
+    if pid_alive(info["pid"]):
         return None
     if info.get("host") not in (None, _HOST):
         return None

@@ -647,7 +647,15 @@ class Hub:
         """Another process stored something: distrust the caches, wake the readers."""
         with self._mem:
             self._epoch += 1
-        self.notify(None if sids is None else [(sid, None) for sid in sids])
+        if sids is None:
+            self.notify()
+            return
+        # The other process did not say which queues: wake the readers of every queue of
+        # those sessions, not only those waiting on a whole session.
+        wanted = set(sids)
+        with self._wait_lock:
+            keys = [key for key in self._waiting if key[0] in wanted]
+        self.notify(keys + [(sid, None) for sid in wanted])
 
     def wait(self, token: tuple[int, int], timeout: float | None, key: Key) -> None:
         """Block until ``generation(key)`` moves past ``token`` or ``timeout`` passes."""

@@ -1,0 +1,333 @@
+"""Redis backend benchmark, against the SQLite backend and bare redis-py, in the same run.
+
+Starts its own ``redis-server`` on a free loopback port (no persistence, like a cache
+node; SQLite runs WAL with ``synchronous=NORMAL``, which does not fsync per commit either).
+
+(a) flood, one session: tokens/s from a producer thread to a reader thread — lazystream on
+    Redis and on SQLite, and a bare redis-py loop (pipelined ``XADD`` batches, ``XREAD BLOCK``);
+(b) one session at 200 tok/s, the reader in another process: latency p50/p99;
+(c) many sessions x 50 tok/s, producers in 2 processes, readers in 2 processes:
+    delivered, lost, duplicated, latency p99;
+(d) an idle reader blocked for 2 s: CPU seconds of its whole process;
+(e) Redis memory per 1M 5-byte tokens (and the SQLite file per 1M, for comparison).
+
+Run: ``make bench`` (or ``python benchmarks/redis_bench.py [--quick]``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("LAZYSTREAM_HOME", tempfile.mkdtemp(prefix="lazystream-bench-"))
+
+import redis  # noqa: E402
+
+import lazystream.queue as lq  # noqa: E402
+from lazystream import FileSystemQueue, session  # noqa: E402
+
+QUICK = "--quick" in sys.argv
+FLOOD = 20_000 if QUICK else 100_000
+PACED_SECONDS = 2.0 if QUICK else 5.0
+MANY, MANY_SECONDS = (200, 3.0) if QUICK else (1000, 10.0)
+MEMORY_TOKENS = 100_000 if QUICK else 1_000_000
+
+
+# --- setup ------------------------------------------------------------------------------------
+
+def start_redis(directory: str) -> tuple[subprocess.Popen, int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis_bench: redis-server not found on PATH (apt-get install redis-server)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", directory,
+                             "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+                            stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return proc, port
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)   # waiting for the child to listen
+
+
+def use(kind: str, url: str) -> dict[str, str]:
+    """Point this process (and children given the returned env) at a backend, fresh."""
+    env = {"LAZYSTREAM_QUEUE": url if kind == "redis" else "sqlite",
+           "LAZYSTREAM_REDIS_PREFIX": f"bench{time.monotonic_ns()}",
+           "LAZYSTREAM_HOME": tempfile.mkdtemp(prefix=f"lazystream-bench-{kind}-")}
+    os.environ.update(env)
+    lq.reset()
+    return env
+
+
+def child(code: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, **env), text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
+
+
+# --- (a) flood --------------------------------------------------------------------------------
+
+def flood_ours(n: int) -> float:
+    q = FileSystemQueue.get_instance("bench_flood")
+    with session() as sid:
+        start = time.perf_counter()
+        t = threading.Thread(target=lambda: [q.enqueue("tok", sid=sid) for _ in range(n)])
+        t.start()
+        got = 0
+        while got < n:
+            got += len(q.get(timeout=30, sid=sid))
+        t.join()
+        return n / (time.perf_counter() - start)
+
+
+def flood_bare(port: int, n: int, batch: int = 256) -> float:
+    """The floor: redis-py alone, pipelined XADD batches to one stream, XREAD BLOCK reader."""
+    key = f"bare:{time.monotonic_ns()}"
+    producer_client, reader_client = redis.Redis(port=port), redis.Redis(port=port)
+
+    def produce():
+        for i in range(0, n, batch):
+            pipe = producer_client.pipeline(transaction=False)
+            for _ in range(min(batch, n - i)):
+                pipe.xadd(key, {"d": "tok"})
+            pipe.execute()
+
+    start = time.perf_counter()
+    t = threading.Thread(target=produce)
+    t.start()
+    got, last = 0, "0-0"
+    while got < n:
+        for _, entries in reader_client.xread({key: last}, count=10_000, block=30_000):
+            got += len(entries)
+            last = entries[-1][0]
+    t.join()
+    elapsed = time.perf_counter() - start
+    producer_client.delete(key)
+    return n / elapsed
+
+
+# --- (b) paced, reader in another process --------------------------------------------------------
+
+_PACED_READER = """
+import json, sys, time, lazystream
+q = lazystream.FileSystemQueue.get_instance("bench_paced")
+n, lat = int(sys.argv[1]), []
+q.size(sid=sys.argv[2])          # connect before saying ready
+print("ready", flush=True)
+while len(lat) < n:
+    for sent in q.get(timeout=30, sid=sys.argv[2]):
+        lat.append(time.time() - sent)
+print(json.dumps(lat), flush=True)
+"""
+
+
+def paced_other_process(env: dict[str, str], rate: float, seconds: float) -> list[float]:
+    n, sid = int(rate * seconds), f"paced-{time.monotonic_ns()}"
+    reader = subprocess.Popen([sys.executable, "-c", _PACED_READER, str(n), sid], env=dict(os.environ, **env),
+                              text=True, stdout=subprocess.PIPE)
+    assert reader.stdout.readline().strip() == "ready"
+    q = FileSystemQueue.get_instance("bench_paced")
+    nxt = time.perf_counter()
+    for _ in range(n):
+        nxt += 1 / rate
+        while (d := nxt - time.perf_counter()) > 0:
+            time.sleep(d)   # pacing the producer
+        q.enqueue(time.time(), sid=sid)
+    out, _ = reader.communicate(timeout=60)
+    return json.loads(out)
+
+
+# --- (c) many sessions across processes ----------------------------------------------------------
+
+_MANY_PRODUCER = """
+import sys, time, lazystream
+first, count, rate, seconds, tag = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+q = lazystream.FileSystemQueue.get_instance("bench_many")
+sids = [f"{tag}-{i}" for i in range(first, first + count)]
+input()
+start = time.perf_counter()
+for k in range(int(rate * seconds)):
+    while (d := start + k / rate - time.perf_counter()) > 0:
+        time.sleep(d)   # pacing: one token per session per tick
+    for sid in sids:
+        q.enqueue([k, time.time()], sid=sid)
+lazystream.queue.backend().sync()
+print("done", flush=True)
+"""
+
+_MANY_READER = """
+import json, sys, threading, time, lazystream
+first, count, per, tag, window = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+q = lazystream.FileSystemQueue.get_instance("bench_many")
+results = {}
+
+def read(i):
+    sid, got, lat = f"{tag}-{i}", [], []
+    deadline = None
+    while len(got) < per:
+        items = q.get(timeout=1, sid=sid)
+        now = time.time()
+        for k, sent in items:
+            got.append(k)
+            lat.append(now - sent)
+        if deadline is None and got:
+            deadline = time.monotonic() + window
+        if deadline is not None and time.monotonic() > deadline:
+            break
+    results[i] = (got, lat)
+
+threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(first, first + count)]
+for t in threads:
+    t.start()
+print("ready", flush=True)
+for t in threads:
+    t.join()
+print(json.dumps(results), flush=True)
+"""
+
+
+def many_sessions(env: dict[str, str], sessions: int, seconds: float, rate: float = 50.0) -> dict:
+    tag, per, half = f"many{time.monotonic_ns()}", int(rate * seconds), sessions // 2
+    spans = [(0, half), (half, sessions - half)]
+    readers = [subprocess.Popen([sys.executable, "-c", _MANY_READER, str(a), str(c), str(per), tag,
+                                 str(seconds + 10)], env=dict(os.environ, **env), text=True,
+                                stdout=subprocess.PIPE) for a, c in spans]
+    for r in readers:
+        assert r.stdout.readline().strip() == "ready"
+    producers = [subprocess.Popen([sys.executable, "-c", _MANY_PRODUCER, str(a), str(c), str(rate), str(seconds),
+                                   tag], env=dict(os.environ, **env), text=True, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE) for a, c in spans]
+    for p in producers:
+        p.stdin.write("\n")
+        p.stdin.flush()
+    for p in producers:
+        p.communicate(timeout=seconds + 120)
+    got: dict[int, list] = {}
+    lats: list[float] = []
+    for r in readers:
+        out, _ = r.communicate(timeout=seconds + 120)
+        for i, (ks, lat) in json.loads(out).items():
+            got[int(i)] = ks
+            lats += lat
+    lost = sum(per - len(set(ks)) for ks in got.values()) + per * (sessions - len(got))
+    dup = sum(len(ks) - len(set(ks)) for ks in got.values())
+    reordered = sum(ks != sorted(ks) for ks in got.values())
+    late = sum(1 for x in lats if x > 0.1)
+    return {"sent": sessions * per, "delivered": sum(len(set(ks)) for ks in got.values()), "lost": lost,
+            "dup": dup, "reordered": reordered, "p50": pct(lats, 50), "p99": pct(lats, 99),
+            "within_100ms": 1 - late / max(1, len(lats))}
+
+
+# --- (d) idle, (e) memory --------------------------------------------------------------------------
+
+def idle_cpu(seconds: float) -> float:
+    c0 = time.process_time()
+    FileSystemQueue.get_instance("bench_idle").get(timeout=seconds)
+    return time.process_time() - c0
+
+
+def memory_per_million(port: int, n: int) -> tuple[float, float]:
+    """Bytes per 5-byte token in Redis: the stream's MEMORY USAGE and INFO used_memory delta."""
+    client = redis.Redis(port=port, decode_responses=True)
+    before = client.info("memory")["used_memory"]
+    q = FileSystemQueue.get_instance("bench_memory")
+    with session() as sid:
+        for _ in range(n):
+            q.enqueue("abcde", sid=sid)
+        lq.backend().sync()
+    usage = client.memory_usage(f"{os.environ['LAZYSTREAM_REDIS_PREFIX']}:{{{sid}}}:log", samples=0)
+    after = client.info("memory")["used_memory"]
+    return usage / n * 1_000_000, (after - before) / n * 1_000_000
+
+
+def sqlite_file_per_million(n: int) -> float:
+    q = FileSystemQueue.get_instance("bench_memory")
+    with session():
+        for _ in range(n):
+            q.enqueue("abcde")
+    lq.backend().sync()
+    home = os.environ["LAZYSTREAM_HOME"]
+    lq.reset()
+    size = sum(os.path.getsize(os.path.join(home, f)) for f in os.listdir(home) if f.startswith("queue.db"))
+    return size / n * 1_000_000
+
+
+def main() -> None:
+    directory = tempfile.mkdtemp(prefix="lazystream-bench-redis-")
+    server, port = start_redis(directory)
+    url = f"redis://127.0.0.1:{port}/0"
+    rows = []
+    try:
+        bare = flood_bare(port, FLOOD)
+        use("redis", url)
+        ours = flood_ours(FLOOD)
+        env_sqlite = use("sqlite", url)
+        sq = flood_ours(FLOOD)
+        rows.append(("(a) flood, bare redis-py XADD pipeline/XREAD", f"{bare:,.0f} tok/s", "baseline"))
+        rows.append(("(a) flood, FileSystemQueue on SQLite", f"{sq:,.0f} tok/s", f"{sq / bare:.2f}x bare"))
+        rows.append(("(a) flood, FileSystemQueue on Redis", f"{ours:,.0f} tok/s",
+                     f"{ours / bare:.2f}x bare (target >=0.5x), {ours / sq:.2f}x SQLite"))
+
+        lat_sq = paced_other_process(env_sqlite, 200, PACED_SECONDS)
+        env_redis = use("redis", url)
+        lat_r = paced_other_process(env_redis, 200, PACED_SECONDS)
+        rows.append(("(b) 200 tok/s, reader in another process, SQLite", f"p50 {pct(lat_sq, 50) * 1e3:.2f} ms",
+                     f"p99 {pct(lat_sq, 99) * 1e3:.2f} ms"))
+        rows.append(("(b) 200 tok/s, reader in another process, Redis", f"p50 {pct(lat_r, 50) * 1e3:.2f} ms",
+                     f"p99 {pct(lat_r, 99) * 1e3:.2f} ms (target p50 <=1, p99 <=5)"))
+
+        for kind, env in (("SQLite", use("sqlite", url)), ("Redis", use("redis", url))):
+            m = many_sessions(env, MANY, MANY_SECONDS)
+            rows.append((f"(c) {MANY:,} sessions x 50 tok/s x {MANY_SECONDS:g} s, 2+2 processes, {kind}",
+                         f"{m['within_100ms'] * 100:.1f} % within 100 ms",
+                         f"sent {m['sent']:,}, delivered {m['delivered']:,}, lost {m['lost']}, duplicated "
+                         f"{m['dup']}, reordered {m['reordered']}, p50 {m['p50'] * 1e3:.1f} ms, "
+                         f"p99 {m['p99'] * 1e3:.1f} ms (target >=95 %, 0 lost, p99 <=100 ms)"))
+
+        use("redis", url)
+        cpu = idle_cpu(2.0)
+        rows.append(("(d) idle reader on Redis, 2 s blocked", f"{cpu:.4f} CPU-s", "whole process; target <=0.01"))
+
+        use("redis", url)
+        usage, used = memory_per_million(port, MEMORY_TOKENS)
+        use("sqlite", url)
+        file_size = sqlite_file_per_million(MEMORY_TOKENS)
+        rows.append(("(e) Redis memory per 1M 5-byte tokens", f"{usage / 2**20:.1f} MiB",
+                     f"MEMORY USAGE of the stream ({usage / 1e6:.1f} B/token); used_memory grew "
+                     f"{used / 2**20:.1f} MiB; measured on {MEMORY_TOKENS:,} tokens"))
+        rows.append(("(e) SQLite file per 1M 5-byte tokens", f"{file_size / 2**20:.1f} MiB",
+                     f"{file_size / 1e6:.1f} B/token, for comparison"))
+    finally:
+        lq.reset()
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(directory, ignore_errors=True)
+    w = max(len(r[0]) for r in rows)
+    print(f"\nredis benchmark{' (quick)' if QUICK else ''}, python {sys.version.split()[0]}, "
+          f"redis-py {redis.__version__}, {os.cpu_count()} cores")
+    print(f"| {'measure'.ljust(w)} | result | notes |")
+    print(f"|{'-' * (w + 2)}|---|---|")
+    for name, value, note in rows:
+        print(f"| {name.ljust(w)} | {value} | {note} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,482 @@
+"""The Redis backend: sessions shared by every process and host that reaches one Redis.
+
+Chosen with ``LAZYSTREAM_QUEUE=redis://[user:password@]host:port/db`` (``rediss://`` for
+TLS); ``LAZYSTREAM_REDIS_PREFIX`` (default ``lazystream``) starts every key, so several
+apps share one Redis. Needs Redis (or Valkey) 7.0 or later.
+
+Keys of one session share a hash tag, ``<prefix>:{<sid>}:…``:
+
+* ``…:log`` — a stream holding every event; Redis numbers the entries ``0-<seq>``
+  (``XADD … 0-*``), so concurrent writers never collide and a seq is never reused while
+  the key lives; fields ``q k n d t``: queue, kind, ns, data, ts;
+* ``…:meta`` — a hash: the first writer's ``owner`` (its heartbeat key), ``pid``, ``host``,
+  ``started``; ``ended`` and ``status`` once the ``end`` event is stored; ``b:<owner>``,
+  "<batch> <first seq>" of each writer's last stored batch, so a batch re-sent after a lost
+  reply is stored once; after ``expire``, only ``pruned``, ``ended``, ``status``;
+* ``…:cur`` — a hash: each queue's persisted dequeue cursor (``c:<queue>``) and its
+  owner (``o:<queue>``).
+
+Two sorted sets index sessions for ``expire``: ``<prefix>:seen`` (last write) and
+``<prefix>:ended``. Each key also gets a TTL, a safety net for a Redis no lazystream
+process expires any more. A process refreshes ``<prefix>:hb:<owner>`` (TTL
+``_HEARTBEAT_TTL``) every second once it writes or dequeues, so other hosts know it lives
+(``ProducerGone``, taking over a dead owner's queue). After each store a message on
+``<prefix>:stored`` names the sessions stored, waking readers in other processes.
+
+A lost connection is retried for ``LAZYSTREAM_REDIS_RECONNECT`` seconds (default 30),
+then ``StorageError`` names the URL (never its password) and the fix.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ..events import TERMINAL, Event
+from ._backend import TOMBSTONES, Backend, QueueBusy, Row, StorageError, make_event
+
+__all__ = ["RedisBackend", "redact"]
+
+T = TypeVar("T")
+
+_HEARTBEAT_EVERY = 1.0      # s between a process's heartbeats
+_HEARTBEAT_TTL = 3.0        # a process silent this long is gone
+_READ_CHUNK = 1000
+_SAFETY_EVERY = 5.0         # s between wake-ups of every reader without a message (pub/sub may drop)
+
+# One session's rows of a batch, stored at most once per (writer, batch). The ``#!lua``
+# line makes Redis refuse the whole script when out of memory, instead of half-way.
+# KEYS: log meta cur seen ended; ARGV: owner batch pid host ttl_ms sid end_ts status, rows…
+_WRITE = """#!lua
+local done = redis.call('HGET', KEYS[2], 'b:' .. ARGV[1])
+if done then
+  local b, first = string.match(done, '(%d+) (%d+)')
+  if tonumber(b) == tonumber(ARGV[2]) then return tonumber(first) end
+end
+if redis.call('HEXISTS', KEYS[2], 'pruned') == 1 then redis.call('DEL', KEYS[2]) end
+local first = nil
+for i = 9, #ARGV, 5 do
+  local id = redis.call('XADD', KEYS[1], '0-*', 'q', ARGV[i], 'k', ARGV[i+1], 'n', ARGV[i+2], 'd', ARGV[i+3],
+                        't', ARGV[i+4])
+  if not first then first = string.sub(id, 3) end
+end
+if redis.call('HSETNX', KEYS[2], 'owner', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[2], 'pid', ARGV[3], 'host', ARGV[4], 'started', ARGV[13])
+end
+redis.call('HSET', KEYS[2], 'b:' .. ARGV[1], ARGV[2] .. ' ' .. first)
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[2], 'ended', ARGV[7], 'status', ARGV[8])
+  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6])
+  redis.call('ZREM', KEYS[4], ARGV[6])
+elseif redis.call('HEXISTS', KEYS[2], 'ended') == 0 then
+  redis.call('ZADD', KEYS[4], ARGV[#ARGV], ARGV[6])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+redis.call('PEXPIRE', KEYS[3], ARGV[5])
+return tonumber(first)
+"""
+
+# KEYS: cur; ARGV: owner, hb key prefix, queue. Take over a queue unless a live owner holds it.
+_CLAIM = """#!lua
+local field = 'o:' .. ARGV[3]
+local holder = redis.call('HGET', KEYS[1], field)
+if holder and holder ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. holder) == 1 then
+  return {'busy', holder}
+end
+redis.call('HSET', KEYS[1], field, ARGV[1])
+return {'ok', redis.call('HGET', KEYS[1], 'c:' .. ARGV[3]) or '0'}
+"""
+
+# KEYS: cur; ARGV: owner, release ('1'/'0'), then queue, position pairs: persist the
+# cursors this owner holds (and give them up).
+_CURSORS = """#!lua
+for i = 3, #ARGV, 2 do
+  local q = ARGV[i]
+  if redis.call('HGET', KEYS[1], 'o:' .. q) == ARGV[1] then
+    redis.call('HSET', KEYS[1], 'c:' .. q, ARGV[i+1])
+    if ARGV[2] == '1' then redis.call('HDEL', KEYS[1], 'o:' .. q) end
+  end
+end
+return 0
+"""
+
+# KEYS: log meta cur seen ended; ARGV: sid, tombstone ttl_ms, now. Delete a session's
+# events, keep its stream key (empty: its last id, so seqs never recur) and a tombstone.
+_PRUNE = """#!lua
+local n = redis.call('XLEN', KEYS[1])
+local ended = redis.call('HGET', KEYS[2], 'ended') or ARGV[3]
+local status = redis.call('HGET', KEYS[2], 'status') or 'idle'
+redis.call('XTRIM', KEYS[1], 'MAXLEN', 0)
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HSET', KEYS[2], 'pruned', '1', 'ended', ended, 'status', status)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return n
+"""
+
+
+def redact(url: str) -> str:
+    """Return ``url`` with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{parts.username or ''}:***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def _seq(entry_id: str) -> int:
+    return int(entry_id[2:])   # "0-<seq>"
+
+
+class RedisBackend(Backend):
+    """Event log in Redis Streams, shared across processes and hosts."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "lazystream", reconnect: float = 30.0,
+                 retention: float = 3600.0, idle_retention: float = 86400.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"LAZYSTREAM_QUEUE={redact(url)!r} is not a Redis URL; "
+                             "use redis://[user:password@]host:port/db or rediss://… for TLS")
+        if not prefix or any(c in prefix for c in "{}"):
+            raise ValueError(f"LAZYSTREAM_REDIS_PREFIX={prefix!r} must be non-empty and free of braces; "
+                             "e.g. 'myapp'")
+        self.where = redact(url)
+        self.prefix = prefix
+        self.reconnect = reconnect
+        # The safety-net TTL: well past when expire() would delete a session.
+        self._ttl_ms = int((max(retention, idle_retention) + TOMBSTONES) * 1000)
+        self._tomb_ms = int(max(retention, TOMBSTONES) * 1000)
+        try:
+            self._client = redis.Redis.from_url(url, decode_responses=True, retry=Retry(NoBackoff(), 0),
+                                                socket_connect_timeout=5, socket_timeout=30)
+        except ValueError as e:
+            raise ValueError(f"LAZYSTREAM_QUEUE={self.where!r} is not a valid Redis URL ({e}); "
+                             "use redis://[user:password@]host:port/db") from None
+        self._check_server()
+        self._write = self._client.register_script(_WRITE)
+        self._claim = self._client.register_script(_CLAIM)
+        self._cursors = self._client.register_script(_CURSORS)
+        self._prune = self._client.register_script(_PRUNE)
+        self._channel = f"{prefix}:stored"
+        self._batch = 0
+        self._unsure: tuple[list[Row], int] | None = None   # a batch whose reply was lost
+        self._owners: set[str] = set()
+        self._stop = threading.Event()
+        self._storing = threading.Event()   # clear while storing fails
+        self._storing.set()
+        self._heart: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    # --- keys and connection --------------------------------------------------------
+    def _keys(self, sid: str) -> list[str]:
+        base = f"{self.prefix}:{{{sid}}}:"
+        return [base + "log", base + "meta", base + "cur", f"{self.prefix}:seen", f"{self.prefix}:ended"]
+
+    def _hb(self, owner: str) -> str:
+        return f"{self.prefix}:hb:{owner}"
+
+    def _check_server(self) -> None:
+        version = self._call(lambda: self._client.info("server"), patient=False).get("redis_version", "0")
+        if int(str(version).split(".")[0]) < 7:
+            raise StorageError(f"Redis at {self.where} is version {version}; lazystream needs Redis or "
+                               "Valkey 7.0 or later")
+
+    def _call(self, fn: Callable[[], T], *, patient: bool = True) -> T:
+        """Run ``fn``, retrying a lost connection for ``reconnect`` seconds (once if not
+        ``patient``); then raise ``StorageError`` naming the URL and the fix."""
+        deadline = time.monotonic() + (self.reconnect if patient else 0)
+        delay = 0.02
+        while True:
+            try:
+                return fn()
+            except redis.AuthenticationError as e:
+                raise StorageError(f"Redis at {self.where} refused the credentials ({e}); fix the user or "
+                                   "password in LAZYSTREAM_QUEUE") from None
+            except (redis.ConnectionError, redis.TimeoutError) as e:
+                if time.monotonic() >= deadline:
+                    raise StorageError(
+                        f"cannot reach Redis at {self.where} ({e}); start it or fix LAZYSTREAM_QUEUE (tried for "
+                        f"{self.reconnect:g} s; LAZYSTREAM_REDIS_RECONNECT sets how long)") from None
+            except redis.ResponseError as e:
+                raise StorageError(self._refused(e)) from None
+            time.sleep(delay)   # backing off between reconnection attempts, not polling for data
+            delay = min(delay * 2, 0.5)
+
+    def _refused(self, error: BaseException) -> str:
+        text = str(error)
+        if "OOM" in text or "maxmemory" in text:
+            return (f"Redis at {self.where} is full (maxmemory reached, noeviction): nothing more can be "
+                    "stored; raise maxmemory, lower LAZYSTREAM_RETENTION/LAZYSTREAM_IDLE_RETENTION, or free "
+                    "memory (the events wait in this process and are retried)")
+        return f"Redis at {self.where} refused a command ({text})"
+
+    # --- liveness ---------------------------------------------------------------------
+    def _alive_as(self, owner: str) -> None:
+        """Keep ``owner``'s heartbeat key fresh from now on (the first beat before returning)."""
+        if owner in self._owners:
+            return
+        with self._lock:
+            if owner in self._owners:
+                return
+            self._call(lambda: self._client.set(self._hb(owner), "1", px=int(_HEARTBEAT_TTL * 1000)))
+            self._owners.add(owner)
+            if self._heart is None:
+                self._heart = threading.Thread(target=self._heartbeat, name="lazystream-redis-heartbeat",
+                                               daemon=True)
+                self._heart.start()
+
+    def _failing(self, owner: str) -> None:
+        """Storing fails: stop heart-beating until it works again, so readers on other hosts
+        get ``ProducerGone`` instead of waiting for events that are not coming."""
+        if self._storing.is_set():
+            self._storing.clear()
+            with contextlib.suppress(redis.RedisError):
+                self._client.delete(self._hb(owner))   # DEL works even in a full Redis
+
+    def _heartbeat(self) -> None:
+        ttl = int(_HEARTBEAT_TTL * 1000)
+        while not self._stop.wait(_HEARTBEAT_EVERY):
+            if not self._storing.is_set():
+                continue
+            try:
+                pipe = self._client.pipeline(transaction=False)
+                for owner in list(self._owners):
+                    pipe.set(self._hb(owner), "1", px=ttl)
+                pipe.execute()
+            except redis.RedisError:
+                pass   # unreachable or full: others may call us gone, the writer says why
+
+    # --- writing ----------------------------------------------------------------------
+    def store(self, rows: list[Row], cursors: dict[tuple[str, str], int], owner: str) -> list[int]:
+        self._alive_as(owner)
+        seqs: list[int] = []
+        unsure = self._unsure
+        if unsure is not None and rows:
+            if len(rows) >= len(unsure[0]) and all(a is b for a, b in zip(rows, unsure[0])):
+                # The hub re-sends a batch whose reply we lost: store it under its old number.
+                seqs = self._store_batch(unsure[0], unsure[1], owner)
+                rows = rows[len(unsure[0]):]
+            self._unsure = None
+        if rows:
+            self._batch += 1
+            seqs += self._store_batch(rows, self._batch, owner)
+        if cursors:
+            self._save_cursors(cursors, owner, release=False)
+        return seqs
+
+    def _store_batch(self, rows: list[Row], number: int, owner: str) -> list[int]:
+        groups: dict[str, list[int]] = {}
+        for i, row in enumerate(rows):
+            groups.setdefault(row[0], []).append(i)
+        host, pid = socket.gethostname(), os.getpid()
+
+        def send() -> list:
+            pipe = self._client.pipeline(transaction=False)
+            for sid, idx in groups.items():
+                end_ts, status = "", ""
+                args: list[Any] = [owner, number, pid, host, self._ttl_ms, sid, "", ""]
+                for i in idx:
+                    _, queue, kind, ns, data, ts = rows[i]
+                    if kind == TERMINAL:
+                        end_ts, status = repr(ts), _status_of(data)
+                    args += (queue, kind, ns, data, repr(ts))
+                args[6], args[7] = end_ts, status
+                self._write(keys=self._keys(sid), args=args, client=pipe)
+            pipe.publish(self._channel, owner + "\n" + "\n".join(groups))
+            return pipe.execute()
+
+        try:
+            firsts = self._call(send)
+        except StorageError:
+            self._unsure = (rows, number)   # it may have been stored: a re-send is deduplicated
+            self._failing(owner)
+            raise
+        self._storing.set()
+        seqs = [0] * len(rows)
+        for (sid, idx), first in zip(groups.items(), firsts):
+            for k, i in enumerate(idx):
+                seqs[i] = first + k   # one script's XADDs get consecutive ids
+        return seqs
+
+    def _save_cursors(self, cursors: dict[tuple[str, str], int], owner: str, *, release: bool) -> None:
+        by_sid: dict[str, list[Any]] = {}
+        for (sid, queue), pos in cursors.items():
+            by_sid.setdefault(sid, []).extend((queue, pos))
+
+        def send() -> None:
+            pipe = self._client.pipeline(transaction=False)
+            for sid, pairs in by_sid.items():
+                self._cursors(keys=[self._keys(sid)[2]], args=[owner, "1" if release else "0", *pairs], client=pipe)
+            pipe.execute()
+
+        self._call(send)
+
+    # --- dequeue owners ---------------------------------------------------------------
+    def claim(self, sid: str, queue: str, owner: str) -> int:
+        self._alive_as(owner)
+        verdict, value = self._call(lambda: self._claim(keys=[self._keys(sid)[2]],
+                                                        args=[owner, f"{self.prefix}:hb:", queue]))
+        if verdict == "busy":
+            raise QueueBusy(
+                f"queue {queue!r} of session {sid!r} is being dequeued by another process (owner {value}); "
+                "a queue has one destructive reader process at a time. Read it with read(after=seq) / tail() "
+                "from this one, or dequeue it in that process")
+        return int(value)
+
+    def release(self, cursors: dict[tuple[str, str], int], owner: str) -> None:
+        if cursors:
+            self._save_cursors(cursors, owner, release=True)
+
+    # --- reading ----------------------------------------------------------------------
+    def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
+        log = self._keys(sid)[0]
+        events: list[Event] = []
+        pos = after
+        while limit is None or len(events) < limit:
+            rows = self._call(lambda: self._client.xrange(log, f"(0-{pos}", "+", count=_READ_CHUNK))
+            for entry_id, f in rows:
+                pos = _seq(entry_id)
+                if queues is None or f["q"] in queues:
+                    events.append(make_event(pos, sid, f["q"], f["k"], f["n"], f["d"], float(f["t"])))
+                    if limit is not None and len(events) >= limit:
+                        break
+            if len(rows) < _READ_CHUNK:
+                break
+        return events
+
+    def session_info(self, sid: str) -> dict[str, Any] | None:
+        meta = self._call(lambda: self._client.hgetall(self._keys(sid)[1]))
+        if not meta:
+            return None
+        ended = None if meta.get("ended") is None else float(meta["ended"])
+        if meta.get("pruned"):
+            return {"pid": None, "host": None, "started": None, "ended": ended, "status": meta.get("status"),
+                    "pruned": True}
+        writer = meta.get("owner", "")
+        alive = ended is not None or writer in self._owners and self._storing.is_set() or \
+            bool(self._call(lambda: self._client.exists(self._hb(writer))))
+        return {"pid": int(meta.get("pid", 0)), "host": meta.get("host"), "started": float(meta.get("started", 0)),
+                "ended": ended, "status": meta.get("status"), "pruned": False, "alive": alive}
+
+    # --- retention --------------------------------------------------------------------
+    def expire(self, retention: float, idle_retention: float, now: float) -> int:
+        cutoff, idle_cutoff = now - retention, now - idle_retention
+        seen, ended = f"{self.prefix}:seen", f"{self.prefix}:ended"
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zrangebyscore(ended, "-inf", f"({cutoff}")
+        pipe.zrangebyscore(seen, "-inf", f"({idle_cutoff}")
+        pipe.zrange(seen, 0, -1)
+        old_ended, idle, open_ = self._call(pipe.execute)
+        deleted = 0
+        for sid in {*old_ended, *idle}:
+            deleted += self._call(lambda: self._prune(keys=self._keys(sid), args=[sid, self._tomb_ms, now]))
+        for sid in set(open_) - set(idle):
+            deleted += self._drop_consumed(sid, cutoff)
+        return deleted
+
+    def _drop_consumed(self, sid: str, cutoff: float) -> int:
+        """Delete an open session's events its queues' readers consumed before ``cutoff``
+        (``XDEL`` keeps the stream's last id, so seqs keep growing)."""
+        log, _, cur = self._keys(sid)[:3]
+        cursors = {f[2:]: int(v) for f, v in self._call(lambda: self._client.hgetall(cur)).items()
+                   if f.startswith("c:")}
+        if not cursors or not any(cursors.values()):
+            return 0
+        doomed: list[str] = []
+        start = "-"
+        while True:
+            rows = self._call(lambda: self._client.xrange(log, start, f"0-{max(cursors.values())}",
+                                                          count=_READ_CHUNK))
+            doomed += [i for i, f in rows if float(f["t"]) < cutoff and _seq(i) <= cursors.get(f["q"], 0)]
+            # ts grows with seq (up to clock skew between writers): past the cutoff, stop.
+            if len(rows) < _READ_CHUNK or float(rows[-1][1]["t"]) >= cutoff:
+                break
+            start = "(" + rows[-1][0]
+        for i in range(0, len(doomed), _READ_CHUNK):
+            self._call(lambda: self._client.xdel(log, *doomed[i:i + _READ_CHUNK]))
+        return len(doomed)
+
+    # --- other processes --------------------------------------------------------------
+    def watch(self, on_change: Callable[[Iterable[str] | None], None]) -> None:
+        """Subscribe to ``<prefix>:stored`` (confirmed before returning); a thread turns
+        messages from other processes into ``on_change(sids)``, and a reconnection into
+        ``on_change(None)`` (messages sent meanwhile are lost)."""
+        with self._lock:
+            if self._watcher is not None:
+                return
+            pubsub = self._subscribe()
+            self._watcher = threading.Thread(target=self._watch_loop, args=(pubsub, on_change),
+                                             name="lazystream-redis-watch", daemon=True)
+            self._watcher.start()
+
+    def _subscribe(self) -> Any:
+        def connect() -> Any:
+            pubsub = self._client.pubsub()
+            pubsub.subscribe(self._channel)
+            while pubsub.get_message(timeout=5) is None:   # the subscribe confirmation
+                pass
+            return pubsub
+        return self._call(connect)
+
+    def _watch_loop(self, pubsub: Any, on_change: Callable[[Iterable[str] | None], None]) -> None:
+        last_safety = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                message = pubsub.get_message(timeout=_SAFETY_EVERY)
+            except Exception:  # noqa: BLE001 - a killed connection shows as several error types
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+                pubsub = None
+                while pubsub is None and not self._stop.is_set():
+                    with contextlib.suppress(StorageError):
+                        pubsub = self._subscribe()
+                on_change(None)   # messages sent while we were away are lost
+                continue
+            now = time.monotonic()
+            if now - last_safety >= _SAFETY_EVERY:
+                # A safety net: pub/sub delivers at most once, so now and then every reader
+                # re-reads (one XRANGE each) even if no message came.
+                last_safety = now
+                on_change(None)
+            if message is None or message.get("type") != "message":
+                continue
+            writer, _, sids = message["data"].partition("\n")
+            if writer not in self._owners:
+                on_change(sids.split("\n"))
+        if pubsub is not None:
+            pubsub.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            if self._owners:   # a clean exit: others need not wait for the heartbeat TTL
+                self._client.delete(*(self._hb(o) for o in self._owners))
+        except redis.RedisError:
+            pass
+        if self._heart is not None:
+            self._heart.join(timeout=5)
+        self._client.close()
+
+
+def _status_of(data_json: str) -> str:
+    data = json.loads(data_json)
+    return data.get("status", "ok") if isinstance(data, dict) else "ok"

@@ -1,0 +1,336 @@
+"""The Redis backend across processes and hosts, and under faults.
+
+The queue semantics themselves are the shared suite (test_queue.py and others, through the
+``backend_kind`` fixture). Here each "host" is a process with its own LAZYSTREAM_HOME, so
+nothing is shared but Redis; each test that breaks Redis starts its own server.
+"""
+from __future__ import annotations
+
+import json
+import re
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+
+import pytest
+
+import lazystream
+import lazystream.queue as lq
+from lazystream import FileSystemQueue
+from lazystream.queue import ProducerGone, StorageError, read_session, tail
+from redis_server import RedisServer
+
+
+@pytest.fixture
+def on_redis(monkeypatch, tmp_path, redis_server):
+    """This process on the shared test Redis, under a key prefix of its own."""
+    return _use(monkeypatch, tmp_path, redis_server)
+
+
+@pytest.fixture
+def own_redis(monkeypatch, tmp_path):
+    """A Redis of the test's own (with AOF), which it may kill, restart or fill."""
+    server = RedisServer(tmp_path / "own-redis", aof=True).start()
+    _use(monkeypatch, tmp_path, server, reconnect="20")
+    yield server
+    lq.reset()
+    server.stop(signal.SIGKILL)
+
+
+def _use(monkeypatch, tmp_path, server, reconnect="30"):
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("LAZYSTREAM_QUEUE", server.url)
+    monkeypatch.setenv("LAZYSTREAM_REDIS_PREFIX", prefix)
+    monkeypatch.setenv("LAZYSTREAM_REDIS_RECONNECT", reconnect)
+    monkeypatch.setenv("LAZYSTREAM_HOME", str(tmp_path / "reader-home"))
+    lq.reset()
+    return prefix
+
+
+def _host(code: str, tmp_path, name: str = "producer", **env: str) -> subprocess.Popen:
+    """Run ``code`` in another process: same Redis and prefix, a LAZYSTREAM_HOME of its own."""
+    full = dict(os.environ, LAZYSTREAM_HOME=str(tmp_path / f"{name}-home"), **env)
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=full, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 60) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return out
+
+
+# --- configuration -----------------------------------------------------------------------
+
+def test_unreachable_redis_at_start_names_the_url_without_the_password(monkeypatch, tmp_path):
+    from redis_server import _free_port, require_redis
+    require_redis()
+    port = _free_port()   # nothing listens there
+    monkeypatch.setenv("LAZYSTREAM_QUEUE", f"redis://app:s3cret@127.0.0.1:{port}/2")
+    lq.reset()
+    try:
+        with pytest.raises(StorageError) as info:
+            FileSystemQueue().enqueue("x")
+        message = str(info.value)
+        assert f"cannot reach Redis at redis://app:***@127.0.0.1:{port}/2" in message
+        assert "start it or fix LAZYSTREAM_QUEUE" in message
+        assert "s3cret" not in message
+    finally:
+        lq.reset()
+
+
+@pytest.mark.parametrize("prefix", ["", "a{b}"])
+def test_a_bad_prefix_is_named(monkeypatch, redis_server, prefix):
+    monkeypatch.setenv("LAZYSTREAM_QUEUE", redis_server.url)
+    monkeypatch.setenv("LAZYSTREAM_REDIS_PREFIX", prefix)
+    lq.reset()
+    try:
+        with pytest.raises(ValueError, match=re.escape(f"LAZYSTREAM_REDIS_PREFIX={prefix!r} must be non-empty and free of braces")):
+            FileSystemQueue().enqueue("x")
+    finally:
+        lq.reset()
+
+
+def test_apps_with_different_prefixes_share_one_redis_without_seeing_each_other(monkeypatch, tmp_path,
+                                                                               redis_server):
+    _use(monkeypatch, tmp_path, redis_server)
+    FileSystemQueue().enqueue("app one", sid="same-sid")
+    lq.backend().sync()
+    _use(monkeypatch, tmp_path, redis_server)
+    assert read_session("same-sid") == []
+    FileSystemQueue().enqueue("app two", sid="same-sid")
+    assert FileSystemQueue().dequeue(sid="same-sid") == ["app two"]
+
+
+def test_keys_carry_the_prefix_and_expire(on_redis, redis_server):
+    with lazystream.session() as sid:
+        FileSystemQueue().enqueue("x")
+    FileSystemQueue().enqueue("y", sid="open")
+    lq.backend().sync()
+    r = redis_server.client()
+    keys = sorted(k for k in r.keys(f"{on_redis}:*") if ":hb:" not in k)
+    assert keys == sorted([f"{on_redis}:{{{sid}}}:log", f"{on_redis}:{{{sid}}}:meta",
+                           f"{on_redis}:{{open}}:log", f"{on_redis}:{{open}}:meta",
+                           f"{on_redis}:seen", f"{on_redis}:ended"])
+    assert r.zrange(f"{on_redis}:ended", 0, -1) == [sid]
+    assert "open" in r.zrange(f"{on_redis}:seen", 0, -1)
+    # expire() deletes on time; the TTL is a safety net past that (idle retention + 1 h)
+    assert 86400 < r.ttl(f"{on_redis}:{{open}}:log") <= 86400 + 3600
+
+
+def test_a_pruned_session_keeps_a_tombstone_and_its_seqs_never_recur(on_redis):
+    with lazystream.session() as sid:
+        FileSystemQueue().enqueue("x")
+    last = read_session(sid)[-1].seq
+    assert lq.prune(retention=0) == 2
+    info = lq.backend().session_info(sid)
+    assert (info["pruned"], info["status"]) == (True, "ok")
+    FileSystemQueue().enqueue("again", sid=sid)
+    (again,) = read_session(sid)
+    assert again.seq > last
+
+
+# --- across hosts -----------------------------------------------------------------------------
+
+_PRODUCE = """
+    import lazystream
+    with lazystream.session({sid!r}):
+        for i in range({n}):
+            lazystream.FileSystemQueue().enqueue(f"tok{{i}}")
+"""
+
+
+def test_a_producer_on_another_host_streams_to_a_blocked_reader_in_order(on_redis, tmp_path):
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: [got.append(e.data) for e in tail("xhost", timeout=30)])
+    reader.start()
+    _finish(_host(_PRODUCE.format(sid="xhost", n=500), tmp_path))
+    reader.join(30)
+    assert not reader.is_alive()
+    assert got == [f"tok{i}" for i in range(500)] + [{"status": "ok"}]
+
+
+def test_a_queue_dequeued_on_one_host_is_busy_on_another_until_released(on_redis, tmp_path):
+    n = 50
+    for i in range(n):
+        FileSystemQueue().enqueue(i, sid="work")
+    lq.backend().sync()
+    first = _host("""
+        import json, lazystream
+        print(json.dumps(lazystream.FileSystemQueue().dequeue(limit=20, sid="work")), flush=True)
+        input()   # hold the queue until told to exit
+    """, tmp_path, name="first")
+    taken = json.loads(first.stdout.readline())
+    with pytest.raises(lq.QueueBusy, match=r"queue 'lazy_stream' of session 'work' is being dequeued by "
+                                           r"another process \(owner \S+:\d+:"):
+        FileSystemQueue().dequeue(sid="work")
+    first.stdin.write("\n")
+    first.stdin.flush()
+    _finish(first)   # a clean exit gives the queue back, with its cursor
+    assert taken + FileSystemQueue().dequeue(sid="work") == list(range(n))
+
+
+def test_a_producer_that_dies_on_another_host_is_noticed(on_redis, tmp_path):
+    proc = _host("""
+        import os, lazystream
+        from lazystream.queue import backend
+        lazystream.FileSystemQueue().enqueue("before the crash", sid="dies")
+        backend().sync()
+        print(os.getpid(), flush=True)
+        input()
+        os.kill(os.getpid(), 9)
+    """, tmp_path)
+    pid = int(proc.stdout.readline())
+    it = tail("dies", timeout=30)
+    assert next(it).data == "before the crash"
+    assert lq.producer_gone("dies") is None   # alive: its heartbeat is fresh
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    proc.wait(30)
+    with pytest.raises(ProducerGone, match=rf"pid {pid} on \S+\) writing session 'dies' stopped"):
+        next(it)
+
+
+def test_tail_command_follows_a_session_produced_on_another_host(on_redis, tmp_path):
+    tailer = _host("import sys, lazystream.cli; sys.exit(lazystream.cli.main(['tail', 'cli-sid', '--text']))",
+                   tmp_path, name="tailer")
+    _finish(_host(_PRODUCE.format(sid="cli-sid", n=20), tmp_path))
+    assert _finish(tailer) == "".join(f"tok{i}" for i in range(20)) + "\n"
+
+
+def test_the_sse_server_serves_a_session_produced_on_another_host(on_redis, tmp_path):
+    from lazystream.web import follow_session
+    server = _host("""
+        import sys
+        from lazystream.web import SessionServer
+        s = SessionServer("127.0.0.1", 0)
+        print(s.url, flush=True)
+        s.serve_forever()
+    """, tmp_path, name="web")
+    try:
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), server.stderr.read()
+        _finish(_host(_PRODUCE.format(sid="web-sid", n=30), tmp_path))
+        got = [(e.kind, e.data) for e in follow_session(url, "web-sid")]
+        assert got == [("text", f"tok{i}") for i in range(30)] + [("end", {"status": "ok"})]
+    finally:
+        server.kill()
+        server.communicate(timeout=30)
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+_FLOOD = """
+    import lazystream
+    with lazystream.session({sid!r}):
+        q = lazystream.FileSystemQueue()
+        for i in range({n}):
+            q.enqueue(f"t{{i}}")
+            if i % 500 == 0:
+                print(i, flush=True)
+    print("done", flush=True)
+"""
+
+
+def _collect(sid: str, into: list) -> threading.Thread:
+    t = threading.Thread(target=lambda: into.extend(e.data for e in tail(sid, timeout=60)), daemon=True)
+    t.start()
+    return t
+
+
+def test_connections_killed_mid_stream_lose_and_duplicate_nothing(own_redis, tmp_path):
+    """Every client connection (producer's pipelines, the reader's blocked XREAD and its
+    dequeues) is killed again and again while 20,000 events stream between two hosts."""
+    n = 20_000
+    streamed: list = []
+    reader = _collect("killed", streamed)
+    dequeued: list = []
+    consumer = threading.Thread(target=lambda: _drain(dequeued, "killed", n), daemon=True)
+    consumer.start()
+    producer = _host(_FLOOD.format(sid="killed", n=n), tmp_path)
+    admin = own_redis.client()
+    kills = 0
+    for line in producer.stdout:
+        if line.strip() == "done":
+            break
+        kills += admin.client_kill_filter(_type="normal", skipme=True)
+    _finish(producer)
+    reader.join(60)
+    consumer.join(60)
+    assert kills > 0
+    assert streamed == [f"t{i}" for i in range(n)] + [{"status": "ok"}]
+    assert dequeued == [f"t{i}" for i in range(n)]
+
+
+def _drain(into: list, sid: str, n: int) -> None:
+    q = FileSystemQueue()
+    while len(into) < n:
+        into.extend(q.get(timeout=60, sid=sid))
+
+
+def test_redis_restarted_with_aof_mid_stream_resumes_with_nothing_lost(own_redis, tmp_path):
+    n = 6000
+    streamed: list = []
+    reader = _collect("restarted", streamed)
+    producer = _host(_FLOOD.format(sid="restarted", n=n), tmp_path)
+    restarts = 0
+    for line in producer.stdout:
+        if line.strip() == "done":
+            break
+        if int(line) in (1000, 3000):
+            own_redis.stop(signal.SIGKILL)   # a crash: appendfsync always kept every acknowledged write
+            own_redis.start()
+            restarts += 1
+    _finish(producer)
+    reader.join(60)
+    assert restarts == 2
+    assert streamed == [f"t{i}" for i in range(n)] + [{"status": "ok"}]
+
+
+def test_redis_down_for_longer_than_the_reconnect_window_is_a_storage_error(own_redis, tmp_path, monkeypatch):
+    monkeypatch.setenv("LAZYSTREAM_REDIS_RECONNECT", "0.5")
+    lq.reset()
+    q = FileSystemQueue()
+    q.enqueue("stored", sid="down")
+    lq.backend().sync()
+    own_redis.stop()
+    with pytest.raises(StorageError) as info:
+        for _ in range(1_000_000):   # buffered until the window passes, then refused
+            q.enqueue("lost", sid="down")
+    assert f"cannot reach Redis at {own_redis.url}" in str(info.value)
+    assert "LAZYSTREAM_REDIS_RECONNECT" in str(info.value)
+    assert len(lq.backend()._pending) < 2 * lq._hub.MAX_PENDING   # bounded (the hub keeps and retries them)
+
+
+def test_a_full_redis_is_a_storage_error_and_readers_elsewhere_see_the_producer_gone(tmp_path, monkeypatch):
+    server = RedisServer(tmp_path / "full-redis", maxmemory="3mb").start()
+    try:
+        _use(monkeypatch, tmp_path, server)
+        reader = _host("""
+            import json, lazystream
+            from lazystream.queue import ProducerGone, tail
+            got = []
+            try:
+                for e in tail("full", timeout=60):
+                    got.append(len(e.data))
+            except ProducerGone as e:
+                print(json.dumps({"gone": str(e), "got": len(got)}))
+        """, tmp_path, name="reader")
+        q = FileSystemQueue()
+        with pytest.raises(StorageError) as info:
+            for _ in range(1000):
+                q.enqueue("x" * 100_000, sid="full")
+                lq.backend().sync()
+        assert f"Redis at {server.url} is full (maxmemory reached, noeviction)" in str(info.value)
+        assert "raise maxmemory" in str(info.value)
+        result = json.loads(_finish(reader))
+        assert "writing session 'full' stopped without ending it" in result["gone"]
+        assert result["got"] > 0
+        assert [len(e.data) for e in read_session("full")] == [100_000] * result["got"]
+    finally:
+        lq.reset()
+        server.stop(signal.SIGKILL)
