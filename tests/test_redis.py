@@ -334,3 +334,39 @@ def test_a_full_redis_is_a_storage_error_and_readers_elsewhere_see_the_producer_
     finally:
         lq.reset()
         server.stop(signal.SIGKILL)
+
+
+# --- runs across hosts ------------------------------------------------------------------------
+
+def test_a_run_on_another_host_is_followed_and_cancelled_from_here(on_redis, tmp_path):
+    from lazystream.llm.engine import Engine, Faults
+    # the model sends one token, then stalls for a minute: only the cancel can end the run
+    with Engine("one two three", model="m", faults=Faults(stall=60, stall_after=1)) as url:
+        worker = _host(f"""
+            from lazystream import OnlineChatModule, ThreadPoolExecutor, session
+            from lazystream.runs import RunCancelled
+            llm = OnlineChatModule("m", base_url={url!r}, api_key="x", stream=True, name="llm")
+            with session("remote-run"):
+                with ThreadPoolExecutor(1) as pool:
+                    try:
+                        pool.submit(llm, "q").result(timeout=60)
+                        print("finished")
+                    except RunCancelled:
+                        print("cancelled")
+        """, tmp_path, name="worker")
+        events = tail("remote-run", timeout=60)
+        seen = []
+        for event in events:
+            seen.append(event)
+            if event.kind == "text":
+                break
+        assert lazystream.cancel("remote-run") is True   # no run here: stored for the worker's host
+        seen += list(events)
+        assert _finish(worker) == "cancelled\n"
+    assert [e.kind for e in seen] == ["run_start", "message_start", "text", "cancel", "message_end", "run_end",
+                                      "end"]
+    by_kind = {e.kind: e.data for e in seen}
+    assert by_kind["text"] == "one"
+    assert by_kind["message_end"]["finish_reason"] == "cancelled"
+    assert by_kind["run_end"]["status"] == "cancelled"
+    assert lazystream.cancel("remote-run") is False   # ended

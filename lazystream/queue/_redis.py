@@ -53,7 +53,6 @@ T = TypeVar("T")
 _HEARTBEAT_EVERY = 1.0      # s between a process's heartbeats
 _HEARTBEAT_TTL = 3.0        # a process silent this long is gone
 _READ_CHUNK = 1000
-_SAFETY_EVERY = 5.0         # s between wake-ups of every reader without a message (pub/sub may drop)
 
 # One session's rows of a batch, stored at most once per (writer, batch). The ``#!lua``
 # line makes Redis refuse the whole script when out of memory, instead of half-way.
@@ -377,6 +376,31 @@ class RedisBackend(Backend):
         return {"pid": int(meta.get("pid", 0)), "host": meta.get("host"), "started": float(meta.get("started", 0)),
                 "ended": ended, "status": meta.get("status"), "pruned": False, "alive": alive}
 
+    def sessions(self, limit: int | None) -> list[dict[str, Any]]:
+        seen, ended = f"{self.prefix}:seen", f"{self.prefix}:ended"
+        pipe = self._client.pipeline(transaction=False)
+        pipe.zrange(seen, 0, -1, withscores=True)
+        pipe.zrange(ended, 0, -1, withscores=True)
+        open_, done = self._call(pipe.execute)
+        last = {sid: score for sid, score in [*open_, *done]}
+        sids = list(last)
+        pipe = self._client.pipeline(transaction=False)
+        for sid in sids:
+            log, meta = self._keys(sid)[:2]
+            pipe.hmget(meta, "pid", "host", "started", "ended", "status")
+            pipe.xlen(log)
+        replies = self._call(pipe.execute) if sids else []
+        rows = []
+        for k, sid in enumerate(sids):
+            (pid, host, started, end, status), events = replies[2 * k], replies[2 * k + 1]
+            if started is None:
+                continue   # expired by its TTL meanwhile
+            rows.append({"sid": sid, "pid": int(pid), "host": host, "started": float(started),
+                         "ended": None if end is None else float(end), "status": status, "events": events,
+                         "last": last[sid]})
+        rows.sort(key=lambda r: r["started"], reverse=True)
+        return rows[:limit]
+
     # --- retention --------------------------------------------------------------------
     def expire(self, retention: float, idle_retention: float, now: float) -> int:
         cutoff, idle_cutoff = now - retention, now - idle_retention
@@ -419,7 +443,8 @@ class RedisBackend(Backend):
     def watch(self, on_change: Callable[[Iterable[str] | None], None]) -> None:
         """Subscribe to ``<prefix>:stored`` (confirmed before returning); a thread turns
         messages from other processes into ``on_change(sids)``, and a reconnection into
-        ``on_change(None)`` (messages sent meanwhile are lost)."""
+        ``on_change(None)``. Pub/sub loses messages only with the connection (also when
+        Redis drops a subscriber that fell behind), so no poll is needed."""
         with self._lock:
             if self._watcher is not None:
                 return
@@ -438,10 +463,9 @@ class RedisBackend(Backend):
         return self._call(connect)
 
     def _watch_loop(self, pubsub: Any, on_change: Callable[[Iterable[str] | None], None]) -> None:
-        last_safety = time.monotonic()
         while not self._stop.is_set():
             try:
-                message = pubsub.get_message(timeout=_SAFETY_EVERY)
+                message = pubsub.get_message(timeout=30)
             except Exception:  # noqa: BLE001 - a killed connection shows as several error types
                 with contextlib.suppress(Exception):
                     pubsub.close()
@@ -451,12 +475,6 @@ class RedisBackend(Backend):
                         pubsub = self._subscribe()
                 on_change(None)   # messages sent while we were away are lost
                 continue
-            now = time.monotonic()
-            if now - last_safety >= _SAFETY_EVERY:
-                # A safety net: pub/sub delivers at most once, so now and then every reader
-                # re-reads (one XRANGE each) even if no message came.
-                last_safety = now
-                on_change(None)
             if message is None or message.get("type") != "message":
                 continue
             writer, _, sids = message["data"].partition("\n")
