@@ -339,7 +339,7 @@ def test_a_full_redis_is_a_storage_error_and_readers_elsewhere_see_the_producer_
 # --- runs across hosts ------------------------------------------------------------------------
 
 def test_a_run_on_another_host_is_followed_and_cancelled_from_here(on_redis, tmp_path):
-    from lazystream.llm.engine import Engine, Faults
+    from lazystream.engine import Engine, Faults
     # the model sends one token, then stalls for a minute: only the cancel can end the run
     with Engine("one two three", model="m", faults=Faults(stall=60, stall_after=1)) as url:
         worker = _host(f"""
