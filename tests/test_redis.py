@@ -25,6 +25,13 @@ from lazystream.queue import ProducerGone, StorageError, read_session, tail
 from redis_server import RedisServer
 
 
+@pytest.fixture(autouse=True)
+def _back_to_the_default_store():
+    """Tests here point this process at Redis: leave no Redis hub behind for later tests."""
+    yield
+    lq.reset()
+
+
 @pytest.fixture
 def on_redis(monkeypatch, tmp_path, redis_server):
     """This process on the shared test Redis, under a key prefix of its own."""
