@@ -332,7 +332,7 @@ def main() -> None:
         bare = flood_bare(port, FLOOD)
         use("redis", url)
         ours = flood_ours(FLOOD)
-        env_sqlite = use("sqlite", url)
+        use("sqlite", url)
         sq = flood_ours(FLOOD)
         rows.append(("(a) flood, bare redis-py XADD pipeline/XREAD", f"{bare:,.0f} tok/s", "baseline"))
         rows.append(("(a) flood, FileSystemQueue on SQLite", f"{sq:,.0f} tok/s", f"{sq / bare:.2f}x bare"))
@@ -348,7 +348,7 @@ def main() -> None:
         rows.append(("(a') flood, reader in another process, Redis", f"{ours_x:,.0f} tok/s",
                      f"{ours_x / bare_x:.2f}x bare (target >=0.5x), {ours_x / sq_x:.2f}x SQLite"))
 
-        lat_sq = paced_other_process(env_sqlite, 200, PACED_SECONDS)
+        lat_sq = paced_other_process(use("sqlite", url), 200, PACED_SECONDS)
         env_redis = use("redis", url)
         lat_r = paced_other_process(env_redis, 200, PACED_SECONDS)
         rows.append(("(b) 200 tok/s, reader in another process, SQLite", f"p50 {pct(lat_sq, 50) * 1e3:.2f} ms",
