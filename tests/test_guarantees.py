@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -203,6 +204,22 @@ def test_flush_makes_what_was_enqueued_survive_a_sigkill(fresh_home):
     child.communicate(timeout=60)
     assert child.returncode == -signal.SIGKILL
     assert FileSystemQueue().dequeue(sid="durable") == list(range(5000))
+
+
+def test_a_reader_that_never_blocks_still_sees_another_processes_writes(fresh_home):
+    assert read_session("late") == []   # cached as empty: nothing may keep it stale
+    child = _child("""
+        import lazystream
+        with lazystream.session("late"):
+            lazystream.FileSystemQueue().enqueue("from the child")
+    """, fresh_home)
+    child.communicate(timeout=60)
+    assert child.returncode == 0
+    seen, tick, deadline = [], threading.Event(), time.monotonic() + 10
+    while not seen and time.monotonic() < deadline:   # told within the safety-check period
+        seen = [e.data for e in read_session("late") if e.queue == "lazy_stream"]
+        tick.wait(0.01)
+    assert seen == ["from the child"]
 
 
 def test_a_full_disk_is_said_at_once_and_recovered_from_when_space_returns(fresh_home):

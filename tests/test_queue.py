@@ -170,7 +170,7 @@ def test_nul_emoji_and_cjk_round_trip_and_stay_readable_in_the_file(fresh_home):
     q.enqueue(text)
     assert q.dequeue() == [text]
     lazystream.queue.backend().close()
-    raw = b"".join(p.read_bytes() for p in fresh_home.iterdir() if p.name.startswith("queue.db"))
+    raw = b"".join(p.read_bytes() for p in fresh_home.iterdir() if p.name.startswith("queue.db") and p.is_file())
     assert "中文".encode() in raw and "😀".encode() in raw
     assert b"\\u4e2d" not in raw
 

@@ -221,6 +221,7 @@ class Hub:
         self._key_generation: dict[Key, int] = {}
         self._waiting: dict[Key, list] = {}
         self._watching = False
+        self._watch_lock = threading.Lock()
         self._async_waiting: dict[Key, list[Any]] = {}   # key -> asyncio futures of coroutines
         ref = weakref.ref(self)
         atexit.register(lambda: None if (h := ref()) is None else h.close())
@@ -459,6 +460,7 @@ class Hub:
     # --- reading ------------------------------------------------------------------------
     def _fresh_tail(self, sid: str, after: int) -> _Tail | None:
         """Return the session's cache if it holds every event after ``after``."""
+        self._start_watching()   # a cache is only as fresh as what this process hears
         tail = self._tails.get(sid)
         if tail is None:
             return self._populate(sid, after)
@@ -657,15 +659,25 @@ class Hub:
             keys = [key for key in self._waiting if key[0] in wanted]
         self.notify(keys + [(sid, None) for sid in wanted])
 
+    def _start_watching(self) -> bool:
+        """Hear other processes' stores from now on; True if this call started it.
+
+        Until then nothing tells this process that another one stored something, so no
+        cache may be trusted: starting moves the epoch, and every cache re-reads once."""
+        if self._watching:
+            return False
+        with self._watch_lock:
+            if self._watching:
+                return False
+            self.backend.watch(self._external)
+            self._watching = True
+        self._external(None)
+        return True
+
     def wait(self, token: tuple[int, int], timeout: float | None, key: Key) -> None:
         """Block until ``generation(key)`` moves past ``token`` or ``timeout`` passes."""
-        if not self._watching:
-            # From now on other processes' stores wake us; one may have landed unannounced,
-            # so the caller re-checks before blocking.
-            self._watching = True
-            self.backend.watch(self._external)
-            self._external(None)
-            return
+        if self._start_watching():
+            return   # one may have landed unannounced: the caller re-checks before blocking
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._wait_lock:
             entry = self._waiting.get(key)
