@@ -128,6 +128,25 @@ def test_the_openai_sdk_lists_the_module_and_streams_the_answer_with_usage(app_s
     assert completion.choices[0].finish_reason == "stop"
 
 
+class _Recall(lazystream.ModuleBase):
+    """Answers with what it was asked and the earlier turns it was given."""
+
+    def forward(self, input, llm_chat_history=None):
+        return json.dumps({"input": input, "history": llm_chat_history})
+
+
+def test_chat_routes_pass_the_earlier_turns_as_llm_chat_history(fresh_home):
+    import openai
+    turns = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "q1"},
+             {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]
+    with SessionServer(modules={"recall": _Recall(), "plain": lambda x: x}) as server:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+        answer = client.chat.completions.create(model="recall", messages=turns).choices[0].message.content
+        assert json.loads(answer) == {"input": "q2", "history": [["q1", "a1"]]}
+        # a module without llm_chat_history gets the last question alone
+        assert client.chat.completions.create(model="plain", messages=turns).choices[0].message.content == "q2"
+
+
 def test_the_openai_sdk_gets_an_api_error_for_an_unknown_model(app_server):
     import openai
     client = openai.OpenAI(base_url=f"{app_server.url}/v1", api_key="unused", max_retries=0)

@@ -385,7 +385,7 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
         wanted = edge.cancel_on_disconnect if raw is None else raw.lower() in ("1", "true", "yes")
         return (lambda: edge.runner.cancel(sid)) if wanted else None
 
-    def start(name: str | None, value: Any, principal: str) -> str:
+    def start(name: str | None, value: Any, principal: str, history: list[list[str]] | None = None) -> str:
         if name is None:
             if len(edge.runner.modules) != 1:
                 raise BadRequest("module", f"name the module to run; served: {sorted(edge.runner.modules)}")
@@ -394,7 +394,7 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
             raise BadRequest("module", f"no module {name!r} is served here; served: {sorted(edge.runner.modules)}",
                              status=404)
         try:
-            return edge.runner.start(name, value, principal).sid
+            return edge.runner.start(name, value, principal, history=history).sid
         except TooManyRuns as e:
             raise BadRequest("runs", str(e), status=503) from None
 
@@ -512,8 +512,8 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
             raise BadRequest("messages", "POST /v1/chat/completions needs a JSON object with \"model\" and "
                                          "\"messages\" (a list), as the OpenAI API takes")
         model = body.get("model")
-        text = _last_user_text(body["messages"], "content")
-        sid = start(model if isinstance(model, str) else None, text, principal)
+        text, history = _conversation(body["messages"], "content")
+        sid = start(model if isinstance(model, str) else None, text, principal, history)
         run = edge.runner.get(sid)
         assert run is not None   # started just above
         model = run.module
@@ -536,8 +536,8 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
         body = await _body(request, edge)
         if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
             raise BadRequest("messages", "POST /api/chat needs the JSON useChat sends: {\"messages\": [UIMessage…]}")
-        text = _last_user_text(body["messages"], "parts")
-        sid = start(request.query_params.get("module") or body.get("module"), text, principal)
+        text, history = _conversation(body["messages"], "parts")
+        sid = start(request.query_params.get("module") or body.get("module"), text, principal, history)
         return _StreamResponse(edge, projected(sid, VercelProjector, _data, b"data: [DONE]\n\n"),
                                "text/event-stream; charset=utf-8", {**VERCEL_HEADERS, "x-lazystream-sid": sid},
                                cancel_on_leave(request, sid))
@@ -550,8 +550,8 @@ def create_app(modules: Any = None, *, token: str | Iterable[str] | None = None,
                 or not isinstance(body.get("threadId"), str) or not isinstance(body.get("runId"), str):
             raise BadRequest("body", "POST /agui needs an AG-UI RunAgentInput: {\"threadId\", \"runId\", "
                                      "\"messages\": [...], …}")
-        text = _last_user_text(body["messages"], "content")
-        sid = start(request.query_params.get("module"), text, principal)
+        text, history = _conversation(body["messages"], "content")
+        sid = start(request.query_params.get("module"), text, principal, history)
         thread_id, run_id = body["threadId"], body["runId"]
         return _StreamResponse(edge, projected(sid, lambda: AGUIProjector(thread_id=thread_id, run_id=run_id),
                                                _data, None),
@@ -616,15 +616,35 @@ def _read_to_end(sid: str) -> list[Event]:
     return list(tail(sid))
 
 
-def _last_user_text(messages: list[Any], field: str) -> str:
-    """The text of the last user message (OpenAI/AG-UI ``content``, or UIMessage ``parts``)."""
-    for message in reversed(messages):
-        if not isinstance(message, dict) or message.get("role") != "user":
-            continue
-        content = message.get(field) if field in message else message.get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    raise BadRequest("messages", "no user message with text in \"messages\"; the last user message's text is "
-                                 "the run's input")
+def _text_of(message: Any, field: str) -> str | None:
+    """A message's text (OpenAI/AG-UI ``content``, or UIMessage ``parts``), or None."""
+    if not isinstance(message, dict):
+        return None
+    content = message.get(field) if field in message else message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return None
+
+
+def _conversation(messages: list[Any], field: str) -> tuple[str, list[list[str]]]:
+    """``(the last user message's text, the earlier turns)``: the run's input, and LazyLLM's
+    ``llm_chat_history`` pairs ``[user, assistant]`` for a module that takes them, so a chat
+    UI's second question is asked with the first one's answer in view."""
+    last = next((i for i in range(len(messages) - 1, -1, -1)
+                 if isinstance(messages[i], dict) and messages[i].get("role") == "user"
+                 and _text_of(messages[i], field) is not None), None)
+    if last is None:
+        raise BadRequest("messages", "no user message with text in \"messages\"; the last user message's text "
+                                     "is the run's input")
+    history: list[list[str]] = []
+    for message in messages[:last]:
+        role, text = (message.get("role") if isinstance(message, dict) else None), _text_of(message, field)
+        if text is None or role not in ("user", "assistant"):
+            continue   # system prompts and tool turns belong to the served module, not the client
+        if role == "user" or not history or history[-1][1]:
+            history.append([text, ""] if role == "user" else ["", text])
+        else:
+            history[-1][1] = text
+    return str(_text_of(messages[last], field)), history

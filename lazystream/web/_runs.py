@@ -9,6 +9,7 @@ one argument.
 """
 from __future__ import annotations
 
+import inspect
 import secrets
 import threading
 import time
@@ -63,15 +64,27 @@ def _first_input_field(module: Any) -> str | None:
     return None
 
 
-def call_args(module: Any, value: Any) -> tuple[tuple, dict]:
-    """The positional and keyword arguments ``module`` is called with for ``value``."""
+def call_args(module: Any, value: Any, history: list[list[str]] | None = None) -> tuple[tuple, dict]:
+    """The positional and keyword arguments ``module`` is called with for ``value`` (and
+    earlier chat turns, passed as ``llm_chat_history`` where the module takes it)."""
     if hasattr(module, "named_predictors"):   # a DSPy-style program
         if isinstance(value, dict):
             return (), dict(value)
         name = _first_input_field(module)
         if name is not None:
             return (), {name: value}
+    if history and _takes_history(module):
+        return (value,), {"llm_chat_history": history}
     return (value,), {}
+
+
+def _takes_history(module: Any) -> bool:
+    target = getattr(module, "forward", module)
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+    return "llm_chat_history" in params
 
 
 class Runner:
@@ -91,13 +104,13 @@ class Runner:
         self._runs: OrderedDict[str, RunInfo] = OrderedDict()
         self._running = 0
 
-    def start(self, name: str, value: Any, owner: str) -> RunInfo:
+    def start(self, name: str, value: Any, owner: str, *, history: list[list[str]] | None = None) -> RunInfo:
         """Start ``modules[name]`` on ``value`` in a fresh session; return its ``RunInfo``.
 
         Raises ``KeyError`` for an unknown module and ``TooManyRuns`` at the limit.
         """
         module = self.modules[name]
-        args, kwargs = call_args(module, value)
+        args, kwargs = call_args(module, value, history)
         with self._lock:
             if self._running >= self.max_running:
                 raise TooManyRuns(f"{self._running} runs are running, the limit (max_runs) is {self.max_running}; "
