@@ -146,3 +146,20 @@ def test_the_engine_fallback_can_be_turned_off(monkeypatch, tmp_path):
     with pytest.raises(LLMConfigError, match=r"no inference server \(vllm, llama-server, ollama\) on PATH "
                                              r"and LAZYSTREAM_ENGINE_FALLBACK=0 forbids the scripted engine"):
         TrainableModule("internlm2-chat-20b").start()
+
+
+@pytest.mark.parametrize("faults,said", [
+    (Faults(fail_first=2, status=429, retry_after=0), "rate limited"),
+    (Faults(fail_first=1, status=503, retry_after=0), "server error 503"),
+])
+def test_the_dspy_lm_says_each_retry_too(faults, said, caplog):
+    import lazystream as dspy
+    caplog.set_level(logging.WARNING, logger="lazystream.programs")
+    with Engine("recovered", faults=faults) as url, session() as sid:
+        lm = dspy.LM("openai/m", api_base=url, api_key="k", num_retries=2, cache=False)
+        assert lm("?") == ["recovered"]
+    tries = faults.fail_first
+    delays = ["0.5", "1"][:tries]
+    assert [e.data for e in read_session(sid) if e.kind == "status"] == [f"{said}, retrying in {d} s" for d in delays]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"LM('openai/m'): {said}, retrying in {d} s (attempt {i + 2} of 3)" for i, d in enumerate(delays)]

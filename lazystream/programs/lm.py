@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -42,6 +44,9 @@ from . import cache as _cache
 from ._run import StreamRun, check_cancelled, current_run, token_run
 from ._usage import LMCall, lm_call, usage_of
 from .callback import acall_with_callbacks, call_with_callbacks
+
+_log = logging.getLogger(__name__)
+_MAX_RETRY_DELAY = 8.0
 
 __all__ = ["LM"]
 
@@ -187,7 +192,7 @@ class LM(ModuleBase):
             if run is not None:
                 text = await self._astream(client, messages, params, run, call)
             else:
-                response = await client.chat.completions.create(model=self.model_name,
+                response = await self._acreate(client, model=self.model_name,
                                                                 messages=messages, **params)
                 text = _reply(response, call)
         if cache_key is not None:
@@ -221,8 +226,8 @@ class LM(ModuleBase):
     async def _astream(self, client: Any, messages: list[dict[str, Any]], params: dict[str, Any],
                        run: StreamRun, call: LMCall) -> str:
         check_cancelled(run)
-        stream = await client.chat.completions.create(
-            model=self.model_name, messages=messages, stream=True,
+        stream = await self._acreate(
+            client, model=self.model_name, messages=messages, stream=True,
             stream_options={"include_usage": True}, **params)
         parts: list[str] = []
         cancelled = run.cancelled
@@ -262,7 +267,8 @@ class LM(ModuleBase):
                     "engine) set OPENAI_BASE_URL or pass api_base=")
             key = "unused"
         extra = {"timeout": self.timeout} if self.timeout is not None else {}
-        return base_url, key, {"max_retries": self.num_retries, **extra}
+        # the SDK retries nothing: _create/_acreate do, and say each retry (log + status event)
+        return base_url, key, {"max_retries": 0, **extra}
 
     async def _async_client(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -277,13 +283,58 @@ class LM(ModuleBase):
         return entry[0]
 
     def _create(self, client: Any, **request: Any) -> Any:
-        """The SDK request; the run's cancel ends it at once, even before the model answers."""
-        try:
-            with stoppable(current_lazy_run()):
-                return client.chat.completions.create(**request)
-        except Exception:
-            check_cancelled(current_run.get())   # ended by a cancel: raise that instead
-            raise
+        """The SDK request, retried ``num_retries`` times after a 429, a 5xx or a failed
+        connection; the run's cancel ends it at once, even before the model answers."""
+        attempt = 0
+        while True:
+            try:
+                with stoppable(current_lazy_run()):
+                    return client.chat.completions.create(**request)
+            except Exception as e:
+                check_cancelled(current_run.get())   # ended by a cancel: raise that instead
+                delay = self._retry_delay(e, attempt)
+                if delay is None:
+                    raise
+            attempt += 1
+            owner = current_lazy_run()
+            if owner is None:
+                time.sleep(delay)
+            elif owner.cancelled.wait(delay):   # a cancel during the backoff ends it at once
+                check_cancelled(current_run.get())
+
+    async def _acreate(self, client: Any, **request: Any) -> Any:
+        """``_create`` for the async client."""
+        attempt = 0
+        while True:
+            try:
+                return await client.chat.completions.create(**request)
+            except Exception as e:
+                delay = self._retry_delay(e, attempt)
+                if delay is None:
+                    raise
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def _retry_delay(self, error: BaseException, attempt: int) -> float | None:
+        """Seconds to wait before the next attempt (said in the log and as a ``status``
+        event, so a UI sees a retry, not a stall), or None when ``error`` is final."""
+        import openai
+        status = getattr(error, "status_code", None)
+        retryable = (isinstance(error, openai.APIConnectionError) and not isinstance(error, openai.APITimeoutError)) \
+            or (status is not None and (status >= 500 or status == 429))
+        if not retryable or attempt >= self.num_retries:
+            return None
+        delay = 0.5 * 2 ** attempt
+        response = getattr(error, "response", None)
+        retry_after = response.headers.get("retry-after") if response is not None else None
+        with contextlib.suppress(TypeError, ValueError):   # an HTTP-date: keep our own backoff
+            delay = max(delay, float(retry_after))  # type: ignore[arg-type]
+        delay = min(delay, _MAX_RETRY_DELAY)
+        reason = "rate limited" if status == 429 else f"server error {status}" if status else "connection failed"
+        message = f"{reason}, retrying in {delay:g} s"
+        _log.warning("LM(%r): %s (attempt %d of %d)", self.model, message, attempt + 2, self.num_retries + 1)
+        emit("status", message)
+        return delay
 
     def _client(self) -> Any:
         client = self._client_obj
