@@ -18,7 +18,7 @@ from typing import Any
 
 from .events import DEFAULT_QUEUE, Event
 from .executor import reader_pool
-from .queue import FileSystemQueue, TailReader, backend, read_session
+from .queue import ANY, FileSystemQueue, TailReader, backend, read_session
 from .session import current_sid
 
 __all__ = ["afollow", "aread_session", "atail", "follow"]
@@ -43,7 +43,7 @@ class _Follower:
         self.sid = sid or getattr(future, "_lazystream_sid", None) or current_sid()
         self.done = False
         self._b = backend()
-        self._key = (self.sid, None)
+        self._key = (self.sid, ANY)   # woken by what is appended to any of its queues
         future.add_done_callback(lambda _: self._b.notify((self._key,)))
 
     def step(self, wait: float | None) -> list[tuple[str, list[Any]]]:

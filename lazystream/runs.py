@@ -281,8 +281,9 @@ class _Watcher:
                 continue
             b = backend()
             # Other processes' stores wake the readers of the sessions they touched (or all):
-            # one open session is watched by its key, several by the global generation.
-            key = (sids[0], None) if len(sids) == 1 else ("\0control", None)
+            # one open session is watched by its control queue's key (not the session's,
+            # which every token moves), several by the global generation.
+            key = (sids[0], CONTROL_QUEUE) if len(sids) == 1 else ("\0control", None)
             token = b.generation(key)
             for sid in sids:
                 try:

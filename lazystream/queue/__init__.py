@@ -24,7 +24,8 @@ from ._front import (
     tail,
     wake,
 )
+from ._hub import ANY
 
-__all__ = ["Backend", "FileSystemQueue", "ProducerGone", "QueueBusy", "SessionUnknown",
+__all__ = ["ANY", "Backend", "FileSystemQueue", "ProducerGone", "QueueBusy", "SessionUnknown",
            "StorageError", "TailReader", "backend", "emit", "flush", "has_unread", "producer_gone",
            "prune", "read_session", "reset", "sessions", "tail", "wake"]

@@ -18,6 +18,7 @@ The methods map onto a network store one round trip each:
 ``session_info``    ``{"pid", "host", "started", "ended", "status"}`` of a session
 ``expire``          delete what retention says is old; remember what was deleted
 ``watch``           call back when *another process* may have stored something
+``shared``          whether another process may be reading now (how long the hub may linger)
 ``close``           release connections and threads
 =================== =========================================================================
 
@@ -126,6 +127,16 @@ class Backend:
         polls (the hub reads again anyway before a reader blocks).
         """
         raise NotImplementedError
+
+    def shared(self) -> bool:
+        """Return True while another process may be reading this store.
+
+        The hub then stores within ``LINGER`` (so that reader is not kept waiting); when
+        False, only this process reads, its readers take appended events at once, and the
+        hub may gather ``LINGER_ALONE`` before it stores. Called once per batch: keep it
+        cheap. The default, True, is always safe.
+        """
+        return True
 
     def close(self) -> None:
         """Release connections and threads. The hub has stored what was pending."""

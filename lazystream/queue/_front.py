@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from ..events import DEFAULT_QUEUE, EVENTS_QUEUE, IDLE, TERMINAL, TRACE_QUEUE, Event, queue_for
 from ..session import _check_sid, current_ns, current_sid, on_close, on_open
 from ._backend import StorageError, encode, encode_ns, pid_alive
-from ._hub import Hub
+from ._hub import ANY, Hub
 
 __all__ = ["FileSystemQueue", "ProducerGone", "SessionUnknown", "TailReader", "backend", "emit",
            "flush", "has_unread", "producer_gone", "prune", "read_session", "sessions", "tail"]
@@ -305,7 +305,7 @@ class FileSystemQueue:
         key = (sid, self._name)
         while True:
             token = b.generation(key)
-            items = b.take(sid, self._name, limit, sync=False)
+            items = b.take(sid, self._name, limit)
             if items:
                 return items
             remaining = _remaining(deadline)
@@ -315,8 +315,8 @@ class FileSystemQueue:
 
     def peek(self, *, sid: str | None = None) -> Any:
         """Return the next item without removing it, or ``None`` when empty."""
-        event = (_backend or backend()).peek(_sid(sid), self._name)
-        return None if event is None else event.value
+        items = (_backend or backend()).peek(_sid(sid), self._name)
+        return items[0] if items else None
 
     def size(self, *, sid: str | None = None) -> int:
         """Return how many items a ``dequeue()`` would return now."""
@@ -343,7 +343,7 @@ _poller = threading.local()
 
 
 def _after_empty(b: Hub, sid: str, queue: str, limit: int | None) -> list[Any]:
-    key = (sid, None)
+    key = (sid, ANY)
     token = b.generation(key)
     if getattr(_poller, "last", None) != (sid, token):
         _poller.last = (sid, token)    # something happened since: no wait this time

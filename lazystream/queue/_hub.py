@@ -45,9 +45,10 @@ from ._backend import (
     owner_token,
 )
 
-__all__ = ["LINGER", "MAX_PENDING", "Hub"]
+__all__ = ["ANY", "LINGER", "LINGER_ALONE", "MAX_PENDING", "Hub"]
 
-LINGER = 0.002                 # s between two stores of one process (group commit)
+LINGER = 0.002                 # s between two stores while another process may read (group commit)
+LINGER_ALONE = 0.05            # s between two stores while only this process reads
 MAX_PENDING = 5_000           # rows waiting in memory before producers wait
 BACKPRESSURE_TIMEOUT = 30.0    # s a producer waits above MAX_PENDING before StorageError
 CURSOR_PERSIST = 1.0           # s between lazy writes of moved dequeue cursors
@@ -56,14 +57,20 @@ _MIN_WINDOW, _MAX_WINDOW = 128, 4_096   # events cached per session (fewer, the 
 _MAX_CACHED = 250_000           # events cached in all, at most
 _MAX_KEYS = 100_000
 _IMMUTABLE = (str, int, float, bool, type(None))
+# The queue part of a key that a destructive reader of several queues of a session waits
+# on (``follow``, the seed's loop): woken by what is appended to any of them. A queue name
+# never holds NUL, so it cannot collide.
+ANY = "\0any"
 
 
 class _Tail:
     """The recent stored events of one session, as this process saw them stored.
 
-    Kept as raw records ``(seq, queue, kind, ns_json, data_json, ts, value)`` — ``value``
-    the item itself when it was immutable, else ``None`` — so handing a batch over costs a
-    tuple per row; readers decode only what they read, once.
+    Kept as raw records ``(seq, queue, kind, ns_json, data_json, ts, value, number)`` —
+    ``value`` the item itself when it was immutable, else ``None``; ``number`` the row's
+    append number when this process wrote it, else 0 — so handing a batch over costs a
+    tuple per row; readers decode only what they read, once. Rows appended here and not
+    stored yet are the same records with seq 0, in ``Hub._pend``.
     """
 
     __slots__ = ("ended", "epoch", "floor", "last_by_queue", "recs", "seqs", "sid")
@@ -122,7 +129,7 @@ def _rec_of(event: Event) -> tuple:
     """A cache record for an event read from the store (already decoded: keep the data)."""
     data = event.data
     return (event.seq, event.queue, event.kind, encode_ns(event.ns), None, event.ts,
-            data if type(data) in _IMMUTABLE and data is not None else _Decoded(data))
+            data if type(data) in _IMMUTABLE and data is not None else _Decoded(data), 0)
 
 
 class _Decoded:
@@ -172,10 +179,14 @@ def _value(rec: tuple) -> Any:
 
 
 class _Cursor:
-    __slots__ = ("lock", "pos")
+    """A dequeue position: past every stored event up to ``pos`` (a seq) and past this
+    process's rows up to append number ``number``, taken before they were stored."""
+
+    __slots__ = ("lock", "number", "pos")
 
     def __init__(self, pos: int) -> None:
         self.pos = pos
+        self.number = 0
         self.lock = threading.Lock()
 
 
@@ -183,11 +194,13 @@ class Hub:
     """Group commit, in-process delivery and dequeue cursors over one ``Backend``."""
 
     def __init__(self, backend: Backend, *, retention: float = 3600.0, idle_retention: float = 86400.0,
-                 linger: float = LINGER, max_pending: int = MAX_PENDING) -> None:
+                 linger: float = LINGER, linger_alone: float = LINGER_ALONE,
+                 max_pending: int = MAX_PENDING) -> None:
         self.backend = backend
         self.retention = retention
         self.idle_retention = idle_retention
         self.linger = linger
+        self.linger_alone = max(linger, linger_alone)
         self.max_pending = max_pending
         self.owner = owner_token()
         # writing
@@ -206,10 +219,17 @@ class Hub:
         self._last_expire = time.time()
         self._sid_upto: dict[str, int] = {}   # sid -> rows appended up to its latest
         self._cleared_at = 0
+        self._urgent = False                   # a reader waits for a store: do not linger
+        self._shared_now = True                # another process may read (Backend.shared)
+        self._idle = False                     # the writer sleeps until a row wakes it
+        self._first_pending = 0.0              # when the oldest pending row was appended
         # reading
         self._mem = threading.Lock()          # caches and cursors
         self._handover = threading.Lock()     # a store and its handover to the caches
         self._tails: dict[str, _Tail] = {}
+        # sid -> this process's records appended and not stored yet, in order (seq 0):
+        # destructive readers of this process take them before they are stored.
+        self._pend: dict[str, list[tuple]] = {}
         self._cached = 0
         self._epoch = 0                       # bumped when another process stored something
         self._cursors: dict[tuple[str, str], _Cursor] = {}
@@ -228,45 +248,74 @@ class Hub:
 
     # --- writing ------------------------------------------------------------------------
     def append(self, row: Row, value: Any = None) -> None:
-        """Take one encoded row for storing; ``value`` is the item when immutable."""
+        """Take one encoded row for storing; ``value`` is the item when immutable.
+
+        Destructive readers of this process can take it at once; it is stored with the
+        next batch (see ``LINGER``)."""
+        sid, queue = row[0], row[1]
         with self._io:
             if self._failure is not None:
                 raise StorageError(
                     f"{self._where()}: storing fails ({self._failure}); this item was NOT taken; "
                     f"{len(self._pending)} taken earlier wait in memory and are retried until the store "
                     "works again (flush() waits for them)") from self._failure
+            # Someone waits for this session's *stored* events (a tail, another process):
+            # store without lingering.
+            urgent = self._shared_now or (sid, None) in self._waiting or (sid, None) in self._async_waiting
+            now = time.monotonic()
             if self._closed:   # after close (late atexit work): store it here and now
                 direct = True
-            elif not self._pending and not self._storing and self._writer is not None \
-                    and time.monotonic() - self._last_store >= self.linger:
-                # A lone event after a quiet spell: store it on this thread, which saves
-                # the writer thread's wake-up (and its CPU) at a model's pace.
+            elif not self._storing and self._writer is not None and (
+                    (self._pending and now - self._first_pending >= self._linger_now())
+                    or (urgent and not self._pending and now - self._last_store >= self.linger)):
+                # The batch has lingered long enough, or a lone event after a quiet spell
+                # that a reader waits for: store it on this thread, which is awake anyway.
+                # That saves the writer thread's wake-up, and its CPU, at a model's pace.
                 direct = self._storing = True
             else:
                 direct = False
                 if len(self._pending) >= self.max_pending:
                     self._wait_for_room()
+            if not self._pending:
+                self._first_pending = now
             self._pending.append(row)
             self._values.append(value)
             self._appended += 1
+            number = self._appended
             upto = self._sid_upto
             if len(upto) >= _MAX_KEYS:
                 upto.clear()
-                self._cleared_at = self._appended
-            upto[row[0]] = self._appended
+                self._cleared_at = number
+            upto[sid] = number
+            with self._mem:
+                pend = self._pend.get(sid)
+                if pend is None:
+                    pend = self._pend[sid] = []
+                pend.append((0, queue, row[2], row[3], row[4], row[5], value, number))
             if direct:
                 batch, values = self._pending, self._values
                 self._pending, self._values = [], []
             elif self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="lazystream-writer", daemon=True)
                 self._writer.start()
-            elif len(self._pending) == 1:
+            elif self._idle or (urgent and not self._urgent):
+                self._urgent = self._urgent or urgent
                 self._work.notify()
+        self._bump(((sid, queue), (sid, ANY)))
         if direct and not self._store(batch, values, {}) and self._closed:
             raise StorageError(f"{self._where()}: storing failed: {self._failure}") from self._failure
 
+    def _kick(self) -> None:
+        """A reader waits for what this process has not stored yet: store now."""
+        with self._io:
+            if self._pending and not self._urgent:
+                self._urgent = True
+                self._work.notify()
+
     def _wait_for_room(self) -> None:
         deadline = time.monotonic() + BACKPRESSURE_TIMEOUT
+        self._urgent = True
+        self._work.notify()
         while len(self._pending) >= self.max_pending and self._failure is None and not self._closed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -289,6 +338,9 @@ class Hub:
         if upto <= self._stored:
             return
         with self._io:
+            if self._stored < upto and not self._urgent:
+                self._urgent = True
+                self._work.notify()
             while self._stored < upto and self._failure is None and self._writer is not None:
                 self._done.wait(1.0)
 
@@ -301,6 +353,9 @@ class Hub:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._io:
             target = self._appended
+            if self._stored < target:
+                self._urgent = True
+                self._work.notify()
             while self._stored < target:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -315,31 +370,20 @@ class Hub:
         delay = 0.0
         while True:
             with self._io:
-                while (not self._pending or self._storing) and not self._closed:
-                    timeout = self._idle_timeout()
-                    if not self._work.wait(timeout) and not self._pending:
-                        break   # time for the periodic chores
+                self._await_batch()
                 closing = self._closed
-            if self._pending and not closing:
-                # Linger: at most one store per LINGER, so under load the next batch gathers
-                # rows of every session while this one is stored.
-                wait = self._last_store + self.linger - time.monotonic()
-                if wait > 0:
-                    time.sleep(wait)
-            with self._io:
                 while self._storing:   # a producer is storing a lone event: keep the order
                     self._done.wait(1.0)
                 batch, values = self._pending, self._values
                 self._pending, self._values = [], []
                 self._storing = True
+                self._urgent = False
             now = time.monotonic()
             cursors = self._take_dirty(now, force=closing) if batch or closing or \
                 now - self._last_persist >= CURSOR_PERSIST else {}
             if not batch and not cursors:
                 with self._io:
                     self._storing = False
-                    if self._pending:
-                        self._work.notify()
             else:
                 if not self._store(batch, values, cursors):
                     delay = min(_RETRY[1], max(_RETRY[0], delay * 2))
@@ -351,9 +395,49 @@ class Hub:
                     return
             self._maybe_expire()
 
-    def _idle_timeout(self) -> float:
-        chores = max(0.05, min(60.0, self.retention / 4))
-        return min(chores, CURSOR_PERSIST) if self._dirty else chores
+    def _linger_now(self) -> float:
+        return self.linger if self._shared_now else self.linger_alone
+
+    def _await_batch(self) -> None:
+        """Wait (holding ``_io``) until a batch is due, the process closes, or it is time
+        for the periodic chores.
+
+        A batch is due once its oldest row has waited ``LINGER`` (``LINGER_ALONE`` while
+        only this process reads), at once for an urgent reader. Producers store a due
+        batch themselves on their next row, being awake anyway; while only this process
+        reads, the writer waits one more linger for that and stores only what a producer
+        that went quiet left behind. So a steady stream costs the writer one wake-up per
+        batch or less, never one per row. With nothing pending it sleeps until a row
+        wakes it.
+        """
+        while not self._closed:
+            chores = self._chores_in()
+            if chores <= 0:
+                return
+            if self._storing:
+                self._done.wait(min(1.0, chores))
+            elif self._pending:
+                linger = self._linger_now()
+                due = self._first_pending + (linger if self._shared_now else 2 * linger)
+                wait = due - time.monotonic()
+                if self._urgent or wait <= 0:
+                    return
+                self._work.wait(min(wait, chores))
+            else:
+                self._idle = True
+                try:
+                    self._work.wait(chores)
+                finally:
+                    self._idle = False
+
+    def _chores_in(self) -> float:
+        """Seconds until the writer's periodic chores are due: retention, and persisting
+        moved dequeue cursors (stores made by producers do not carry them)."""
+        every = max(0.05, min(60.0, self.retention / 4))
+        due = self._last_expire + every - time.time()
+        if self._dirty:
+            due = min(due, self._last_persist + CURSOR_PERSIST - time.monotonic())
+        return due
 
     def _take_dirty(self, now: float, force: bool) -> dict[tuple[str, str], int]:
         if not self._dirty or not (force or now - self._last_persist >= CURSOR_PERSIST):
@@ -372,6 +456,8 @@ class Hub:
                 keys = self._hand_over(batch, values, seqs)
         except BaseException as e:  # noqa: BLE001 - kept, retried, and said to producers
             with self._io:
+                if batch:
+                    self._first_pending = time.monotonic()
                 self._pending[:0] = batch
                 self._values[:0] = values
                 self._failure = e
@@ -388,34 +474,52 @@ class Hub:
             self._failure = None
             self._storing = False
             self._done.notify_all()
-            if self._pending:
-                self._work.notify()
         if keys:
-            self.notify(keys)
+            self._bump(keys)
+        if batch:
+            self._shared_now = self.backend.shared()
         return True
 
-    def _hand_over(self, batch: list[Row], values: list[Any], seqs: list[int]) -> set[Key]:
-        """Put stored events in the caches; return the keys to wake."""
-        keys: set[Key] = set()
+    def _hand_over(self, batch: list[Row], values: list[Any], seqs: list[int]) -> list[Key]:
+        """Move stored events from ``_pend`` to the caches; return the keys to wake.
+
+        Only readers of stored events wait on those keys, ``(sid, None)``: destructive
+        readers of this process took the rows when they were appended. A dequeue cursor
+        that took a row before it was stored moves past its seq here, in the same step,
+        so a later read of the store cannot hand it out again."""
+        first = self._stored           # the batch's rows are appended numbers first+1, first+2, …
+        counts: dict[str, int] = {}
+        cursors, dirty = self._cursors, self._dirty
         with self._mem:
-            tails, epoch = self._tails, self._epoch
-            for row, value, seq in zip(batch, values, seqs):
+            tails, epoch, pend = self._tails, self._epoch, self._pend
+            for number, (row, value, seq) in enumerate(zip(batch, values, seqs), first + 1):
                 sid, queue, kind, ns, data, ts = row
                 tail = tails.get(sid)
                 if tail is None:
                     tail = tails[sid] = _Tail(sid, seq - 1, epoch)
-                tail.add((seq, queue, kind, ns, data, ts, value))
-                keys.add((sid, queue))
+                tail.add((seq, queue, kind, ns, data, ts, value, number))
+                counts[sid] = counts.get(sid, 0) + 1
+                if cursors:
+                    cursor = cursors.get((sid, queue))
+                    if cursor is not None and cursor.number >= number and seq > cursor.pos:
+                        cursor.pos = dirty[(sid, queue)] = seq
+            for sid, k in counts.items():
+                rows = pend.get(sid)
+                if rows is not None:
+                    if len(rows) <= k:
+                        del pend[sid]
+                    else:
+                        del rows[:k]
             self._cached += len(batch)
             if self._cached > _MAX_CACHED or len(tails) * 8 > _MAX_CACHED:
                 self._shrink()
             else:
                 window = max(_MIN_WINDOW, min(_MAX_WINDOW, _MAX_CACHED // (2 * len(tails))))
-                for sid, _ in keys:
+                for sid in counts:
                     tail = tails[sid]
                     if len(tail.recs) > window:
                         self._cached -= tail.trim(window // 2)
-        return keys
+        return [(sid, None) for sid in counts]
 
     def _shrink(self) -> None:
         """Bound the caches: drop ended sessions first, then the oldest, then trim all."""
@@ -516,21 +620,6 @@ class Hub:
                     return [tail.event(rec) for rec in recs]
         return self.backend.read(sid, queues, after, limit)
 
-    def _read_values(self, sid: str, queue: str, after: int, limit: int | None) -> tuple[int, list[Any]]:
-        """``(last seq, seed projections)`` of the queue's events after ``after``."""
-        tail = self._fresh_tail(sid, after)
-        if tail is not None:
-            with self._mem:
-                if after >= tail.floor:
-                    recs = tail.after(after, (queue,), limit)
-                    if not recs:
-                        return after, []
-                    return recs[-1][0], [_project(rec[2], _value(rec)) for rec in recs]
-        events = self.backend.read(sid, (queue,), after, limit)
-        if not events:
-            return after, []
-        return events[-1].seq, [_project(e.kind, e.data) for e in events]
-
     def _cursor(self, sid: str, queue: str) -> _Cursor:
         key = (sid, queue)
         cursor = self._cursors.get(key)
@@ -555,50 +644,86 @@ class Hub:
         except StorageError:
             pass
 
-    def take(self, sid: str, queue: str, limit: int | None, *, sync: bool = True) -> list[Any]:
-        """Return the items after this process's cursor of the queue and move it past them.
-
-        ``sync=False``: do not wait for this process's unstored writes (a coroutine waits
-        for their store's notification instead of blocking its loop)."""
-        if sync:
-            self.sync(sid)
-        cursor = self._cursor(sid, queue)
-        tail = self._tails.get(sid)
-        if tail is not None and tail.epoch == self._epoch and cursor.pos >= tail.floor \
-                and tail.last_by_queue.get(queue, 0) <= cursor.pos:
-            return []   # the seed's polling loop: nothing new, no lock, no store
-        with cursor.lock:
-            last, values = self._read_values(sid, queue, cursor.pos, limit)
-            if not values:
-                return []
-            cursor.pos = last
+    def _unread(self, sid: str, queue: str, cursor: _Cursor, limit: int | None, *,
+                move: bool = False) -> list[tuple]:
+        """Records of the queue after ``cursor``: stored ones, then those this process
+        appended and has not stored yet, in order; with ``move``, move the cursor past
+        them in the same step (no store's handover can come between). The caller holds
+        ``cursor.lock``."""
+        tail = self._fresh_tail(sid, cursor.pos)
+        with self._mem:
+            if tail is not None and cursor.pos >= tail.floor:
+                recs = self._with_pending(sid, queue, cursor, tail.after(cursor.pos, (queue,), limit), limit)
+                if move and recs:
+                    self._move(sid, queue, cursor, recs)
+                return recs
+        # Far behind the cache: page through the store. Under the handover lock, so a row
+        # taken before it was stored is either not in the store yet or already past pos.
+        with self._handover:
+            events = self.backend.read(sid, (queue,), cursor.pos, limit)
             with self._mem:
-                self._dirty[(sid, queue)] = last
-        return values
+                recs = self._with_pending(sid, queue, cursor, [_rec_of(event) for event in events], limit)
+                if move and recs:
+                    self._move(sid, queue, cursor, recs)
+        return recs
 
-    def _pending_items(self, sid: str, queue: str, limit: int | None) -> list[Event]:
-        return self.read(sid, (queue,), self._cursor(sid, queue).pos, limit)
+    def _with_pending(self, sid: str, queue: str, cursor: _Cursor, recs: list[tuple],
+                      limit: int | None) -> list[tuple]:
+        pend = self._pend.get(sid)
+        if not pend or (limit is not None and len(recs) >= limit):
+            return recs
+        number = cursor.number
+        more = [rec for rec in pend if rec[7] > number and rec[1] == queue]
+        if more:
+            recs = recs + (more if limit is None else more[:limit - len(recs)])
+        return recs
 
-    def peek(self, sid: str, queue: str) -> Event | None:
-        events = self._pending_items(sid, queue, 1)
-        return events[0] if events else None
+    def _move(self, sid: str, queue: str, cursor: _Cursor, recs: list[tuple]) -> None:
+        """Move ``cursor`` past ``recs`` (stored ones by seq, appended ones by number);
+        the caller holds ``_mem``."""
+        pos = max(cursor.pos, max(rec[0] for rec in recs))
+        cursor.number = max(cursor.number, recs[-1][7])
+        if pos != cursor.pos:
+            cursor.pos = self._dirty[(sid, queue)] = pos
+
+    def _nothing_new(self, sid: str, queue: str, cursor: _Cursor) -> bool:
+        """The seed's polling loop's case, without a lock: nothing after the cursor."""
+        tail = self._tails.get(sid)
+        if tail is None or tail.epoch != self._epoch or cursor.pos < tail.floor \
+                or tail.last_by_queue.get(queue, 0) > cursor.pos:
+            return False
+        pend = self._pend.get(sid)
+        return not pend or pend[-1][7] <= cursor.number
+
+    def take(self, sid: str, queue: str, limit: int | None) -> list[Any]:
+        """Return the items after this process's cursor of the queue and move it past them:
+        stored items, then the ones this process appended and has not stored yet."""
+        cursor = self._cursor(sid, queue)
+        if self._nothing_new(sid, queue, cursor):
+            return []   # no lock, no store
+        with cursor.lock:
+            recs = self._unread(sid, queue, cursor, limit, move=True)
+        return [_project(rec[2], _value(rec)) for rec in recs]
+
+    def peek(self, sid: str, queue: str) -> list[Any]:
+        """``[the next item]`` without taking it, or ``[]``."""
+        cursor = self._cursor(sid, queue)
+        with cursor.lock:
+            recs = self._unread(sid, queue, cursor, 1)
+        return [_project(rec[2], _value(rec)) for rec in recs]
 
     def size(self, sid: str, queue: str) -> int:
         cursor = self._cursor(sid, queue)
-        tail = self._tails.get(sid)
-        if tail is not None and tail.epoch == self._epoch and cursor.pos >= tail.floor \
-                and tail.last_by_queue.get(queue, 0) <= cursor.pos and self._sid_upto.get(sid, self._cleared_at) <= self._stored:
+        if self._nothing_new(sid, queue, cursor):
             return 0
-        return len(self._pending_items(sid, queue, None))
+        with cursor.lock:
+            return len(self._unread(sid, queue, cursor, None))
 
     def clear(self, sid: str, queue: str) -> None:
         cursor = self._cursor(sid, queue)
         with cursor.lock:
-            events = self.read(sid, (queue,), cursor.pos, None)
-            if events:
-                cursor.pos = events[-1].seq
-                with self._mem:
-                    self._dirty[(sid, queue)] = cursor.pos
+            while self._unread(sid, queue, cursor, 4096, move=True):
+                pass
 
     def session_info(self, sid: str) -> dict[str, Any] | None:
         self.sync(sid)
@@ -618,7 +743,17 @@ class Hub:
         return self._global, self._key_generation.get(key, 0)
 
     def notify(self, keys: Iterable[Key] | None = None) -> None:
-        """Wake the readers of ``keys`` (and of their whole sessions), or every reader."""
+        """Wake the readers of ``keys`` and of their whole sessions, or every reader."""
+        if keys is None:
+            self._bump(None)
+            return
+        wake: set[Key] = set()
+        for sid, queue in keys:
+            wake.update(((sid, queue), (sid, None), (sid, ANY)))
+        self._bump(wake)
+
+    def _bump(self, keys: Iterable[Key] | None) -> None:
+        """Move the generation of exactly ``keys`` (``None``: all) and wake their readers."""
         woken: list[Any] = []
         with self._wait_lock:
             if keys is None or len(self._key_generation) > _MAX_KEYS:
@@ -632,16 +767,15 @@ class Hub:
                 self._async_waiting.clear()
             else:
                 gens, waiting, async_waiting = self._key_generation, self._waiting, self._async_waiting
-                for sid, queue in keys:
-                    for key in ((sid, queue), (sid, None)):
-                        gens[key] = gens.get(key, 0) + 1
-                        entry = waiting.get(key)
-                        if entry is not None:
-                            entry[0].notify_all()
-                        if async_waiting:
-                            futures = async_waiting.pop(key, [])
-                            if futures:
-                                woken += futures
+                for key in keys:
+                    gens[key] = gens.get(key, 0) + 1
+                    entry = waiting.get(key)
+                    if entry is not None:
+                        entry[0].notify_all()
+                    if async_waiting:
+                        futures = async_waiting.pop(key, [])
+                        if futures:
+                            woken += futures
         if woken:
             _wake_futures(woken)
 
@@ -684,13 +818,17 @@ class Hub:
             if entry is None:
                 entry = self._waiting[key] = [threading.Condition(self._wait_lock), 0]
             entry[1] += 1
-            try:
+        try:
+            if key[1] is None and not self.synced(key[0]):
+                self._kick()   # (registered first: an append after this sees the waiter)
+            with self._wait_lock:
                 while (self._global, self._key_generation.get(key, 0)) == token:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         break
                     entry[0].wait(remaining)
-            finally:
+        finally:
+            with self._wait_lock:
                 entry[1] -= 1
                 if entry[1] == 0:
                     del self._waiting[key]
@@ -709,6 +847,8 @@ class Hub:
             if (self._global, self._key_generation.get(key, 0)) != token:
                 return
             self._async_waiting.setdefault(key, []).append(future)
+        if key[1] is None and not self.synced(key[0]):
+            self._kick()
         timer = None if timeout is None else loop.call_later(timeout, _settle, future)
         try:
             await future

@@ -109,6 +109,9 @@ class MemoryBackend(Backend):
     def watch(self, on_change: Callable[[Iterable[str] | None], None]) -> None:
         return None   # nothing else writes here
 
+    def shared(self) -> bool:
+        return False   # nothing else reads here either
+
 
 def _seq_of(row: tuple) -> int:
     return row[0]

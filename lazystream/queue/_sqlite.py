@@ -421,6 +421,10 @@ class SqliteBackend(Backend):
         except sqlite3.Error:
             return
 
+    def shared(self) -> bool:
+        # Without datagrams other processes poll, and nothing says whether they do.
+        return self._wakeup is None or self._wakeup.has_peers()
+
     def close(self) -> None:
         self._closed = True
         if self._wakeup is not None:

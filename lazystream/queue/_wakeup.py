@@ -13,12 +13,16 @@ import os
 import socket
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
 __all__ = ["Wakeup"]
 
 _PREFIX = "\0lazystream-wake-"
+# How far a directory's mtime may lag the real time of a change: the kernel stamps it
+# with a coarse clock (one tick, 1–10 ms); 50 ms is well beyond that.
+_MTIME_SLACK = 50_000_000
 
 
 class Wakeup:
@@ -34,6 +38,7 @@ class Wakeup:
         self._listening = False
         self._recv: socket.socket | None = None
         self._send: socket.socket | None = None
+        self._cache: tuple[int, int, list[str]] | None = None   # (folder mtime, listed at, peers)
 
     def listen(self) -> bool:
         """Start receiving pings; return True the first time (callers then re-check)."""
@@ -61,18 +66,42 @@ class Wakeup:
                 return
             self._on_ping()
 
-    def ping_peers(self) -> None:
-        """Tell every other listening process that something was committed.
+    def _peers(self) -> list[str]:
+        """The other listening processes, listed afresh only when the folder changed.
 
-        Call it *after* the commit. It lists the listeners afresh each time: a reader that
-        registered after this listing re-reads after registering, so it sees the commit.
-        (A cached list, or one refreshed by the folder's mtime, which the kernel updates
-        coarsely, could miss a reader that registered just before the commit.)
+        A cached listing is trusted while the folder's mtime is what it was and older
+        than the listing by more than the kernel's coarse clock tick
+        (``_MTIME_SLACK``): a marker made after the listing would then have moved the
+        mtime. (Within that slack a new marker may not have moved it yet, so the folder
+        is listed again.) A ``stat`` costs a few µs, a listing several times that.
         """
+        try:
+            mtime = os.stat(self.folder).st_mtime_ns
+        except FileNotFoundError:
+            return []
+        cached = self._cache
+        if cached is not None and cached[0] == mtime and cached[1] - mtime > _MTIME_SLACK:
+            return cached[2]
+        listed_at = time.time_ns()
         try:
             peers = [n for n in os.listdir(self.folder) if n != self._token]
         except FileNotFoundError:
-            return
+            return []
+        self._cache = (mtime, listed_at, peers)
+        return peers
+
+    def has_peers(self) -> bool:
+        """Return True if another process listens (may be reading this store)."""
+        return bool(self._peers())
+
+    def ping_peers(self) -> None:
+        """Tell every other listening process that something was committed.
+
+        Call it *after* the commit. A reader that registered after the listing re-reads
+        after registering, so it sees the commit; the listing is fresh enough for that
+        (see ``_peers``).
+        """
+        peers = self._peers()
         if not peers:
             return
         if self._send is None:
@@ -88,6 +117,7 @@ class Wakeup:
                     os.remove(os.path.join(self.folder, name))
                 except FileNotFoundError:
                     pass
+                self._cache = None
 
     def close(self) -> None:
         with self._lock:
