@@ -397,3 +397,83 @@ def test_coroutines_read_without_a_thread_each(backend_kind):
     got, after = asyncio.run(main())
     assert got == [list(range(20))] * 50 and after == []
     assert threading.active_count() <= threads + 3   # the writer (and listeners), not 50 readers
+
+
+class _GatedStore:
+    """Wraps a backend's ``store`` so a test decides when stores go through."""
+
+    def __init__(self, monkeypatch, backend) -> None:
+        self.open = threading.Event()
+        self.entered = threading.Event()
+        real = backend.store
+
+        def store(rows, cursors, owner):
+            if rows:
+                self.entered.set()
+                if not self.open.wait(20):
+                    raise AssertionError("the test never opened the store")
+            return real(rows, cursors, owner)
+
+        monkeypatch.setattr(backend, "store", store)
+
+
+def test_a_reader_in_the_process_takes_a_row_before_it_is_stored_and_never_again(monkeypatch, backend_kind):
+    hub = lq.backend()
+    monkeypatch.setattr(hub, "linger_alone", 600.0)   # nothing is stored until flush() asks
+    monkeypatch.setattr(hub, "_shared_now", False)
+    gate = _GatedStore(monkeypatch, hub.backend)
+    q = FileSystemQueue.get_instance("appended")
+    with session() as sid:
+        for item in ("a", "b", "c"):
+            q.enqueue(item)
+        assert q.size() == 3 and q.peek() == "a"
+        assert q.dequeue(limit=2) == ["a", "b"]
+        assert not gate.entered.is_set()              # taken from memory: nothing was stored yet
+        gate.open.set()
+        lq.flush(timeout=20)
+        assert [e.data for e in q.read()] == ["a", "b", "c"]   # now stored, with seqs
+        assert q.dequeue() == ["c"]                   # the stored "a", "b" are not handed out again
+        assert q.dequeue() == [] and q.size() == 0
+        q.enqueue("d")
+        assert q.get(timeout=5) == ["d"]
+    lq.reset()   # closes the hub, which persists the cursor: the next owner starts after "d"
+    assert FileSystemQueue.get_instance("appended").dequeue(sid=sid) == []
+
+
+def test_a_paced_producer_read_only_here_is_stored_in_batches(monkeypatch, fresh_home):
+    """At a model's pace (200 rows/s), with no other process reading, rows are grouped:
+    never a transaction per row."""
+    hub = lq.backend()
+    stores = _count(monkeypatch, hub.backend, "store")
+    q = FileSystemQueue.get_instance("paced")
+    got: list[str] = []
+    with session() as sid:
+        reader = threading.Thread(target=lambda: [got.extend(q.get(timeout=10, sid=sid)) for _ in iter(
+            lambda: len(got) < 60, False)])
+        reader.start()
+        pace = threading.Event()
+        for i in range(60):
+            pace.wait(0.005)
+            q.enqueue(str(i))
+        reader.join(30)
+        lq.flush(timeout=20)
+    assert got == [str(i) for i in range(60)]
+    assert stores[0] <= 30, f"{stores[0]} stores for 60 rows at 200 rows/s"
+
+
+def test_a_tail_in_the_process_does_not_wait_for_the_linger(monkeypatch, backend_kind):
+    """A reader of stored events (tail, read_session) waiting on a session makes the next
+    row be stored at once, whatever the linger."""
+    hub = lq.backend()
+    monkeypatch.setattr(hub, "linger_alone", 600.0)
+    monkeypatch.setattr(hub, "_shared_now", False)
+    with session() as sid:
+        FileSystemQueue().enqueue("first")
+        [first] = read_session(sid)                   # a read stores what it waits for
+        seen: list[str] = []
+        reader = threading.Thread(target=lambda: seen.extend(e.data for e in read_session(sid, first.seq,
+                                                                                             timeout=30)))
+        reader.start()
+        FileSystemQueue().enqueue("second")
+        reader.join(20)
+        assert not reader.is_alive() and (first.data, seen) == ("first", ["second"])
