@@ -22,7 +22,7 @@ from .queue import has_unread, wake
 from .runs import Run, current_run, report_error, run_call
 from .session import _sid, current_ns, current_sid, is_explicit
 
-__all__ = ["Thread", "ThreadPoolExecutor", "producer_pool", "reader_pool", "report_error", "work_pool"]
+__all__ = ["Thread", "ThreadPoolExecutor", "producer_pool", "report_error", "work_pool"]
 
 
 def _run_reporting(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -128,7 +128,6 @@ def _wake_readers(future: concurrent.futures.Future) -> None:
 
 _shared_lock = threading.Lock()
 _producers: ThreadPoolExecutor | None = None
-_readers: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 def producer_pool() -> ThreadPoolExecutor:
@@ -141,16 +140,6 @@ def producer_pool() -> ThreadPoolExecutor:
             _producers = ThreadPoolExecutor(max_workers=64, thread_name_prefix="lazystream-producer")
             _producers._lazystream_runs = False
         return _producers
-
-
-def reader_pool() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads async readers wait in, so an event loop never blocks on a read. A plain
-    stdlib pool — a reader belongs to no session and writes nothing. A documented cache."""
-    global _readers
-    with _shared_lock:
-        if _readers is None:
-            _readers = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="lazystream-reader")
-        return _readers
 
 
 def work_pool(max_workers: int) -> ThreadPoolExecutor:

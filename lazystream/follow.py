@@ -6,24 +6,24 @@ worker writes between an empty ``dequeue`` and the ``done()`` check, and spins a
 the queues empty has seen everything; between passes it sleeps until notified.
 
 ``afollow`` is the async form, and ``atail`` / ``aread_session`` those of ``tail`` /
-``read_session``: each drives the same core as its sync form, waiting in a reader thread,
-so sync and async yield the same items in the same order.
+``read_session``: each drives the same core as its sync form and suspends on the hub
+(no thread per reader, the event loop never blocked while waiting), so sync and async
+yield the same items in the same order.
 """
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
 from .events import DEFAULT_QUEUE, Event
-from .executor import reader_pool
-from .queue import ANY, FileSystemQueue, TailReader, backend, read_session
+from .queue import ANY, FileSystemQueue, TailReader, aread_session, backend
 from .session import current_sid
 
 __all__ = ["afollow", "aread_session", "atail", "follow"]
 
-_STEP = 0.5   # how long one async step may block a reader thread
+_STEP = 0.5   # how long one async step waits before it checks the work again
+
 
 class _Follower:
     """The core of ``follow``: ``step(wait)`` returns what arrived within ``wait`` s."""
@@ -49,8 +49,20 @@ class _Follower:
     def step(self, wait: float | None) -> list[tuple[str, list[Any]]]:
         """Drain the queues, or wait up to ``wait`` s for something; re-raise the worker's
         exception after the last items (``done`` is then set)."""
-        b, key = self._b, self._key
-        token = b.generation(key)
+        token, out = self._drain()
+        if not out and not self.done:
+            self._b.wait(token, wait, self._key)
+        return out
+
+    async def astep(self, wait: float | None) -> list[tuple[str, list[Any]]]:
+        """``step`` for coroutines: suspends on the hub, never blocks the loop."""
+        token, out = self._drain()
+        if not out and not self.done:
+            await self._b.wait_async(token, wait, self._key)
+        return out
+
+    def _drain(self) -> tuple[tuple[int, int], list[tuple[str, list[Any]]]]:
+        token = self._b.generation(self._key)
         finished = self.future.done()
         out = []
         for q in self.qs:
@@ -60,10 +72,7 @@ class _Follower:
         if finished and not out:
             self.done = True
             self.future.result()
-            return out
-        if not out:
-            b.wait(token, wait, key)
-        return out
+        return token, out
 
     def leave(self) -> None:
         """The reader left before the end: stop the work it follows."""
@@ -95,10 +104,9 @@ async def afollow(future: concurrent.futures.Future, queues: Iterable[str | File
                   *, sid: str | None = None, cancel_on_exit: bool = True) -> AsyncIterator[tuple[str, list[Any]]]:
     """The async form of ``follow``: ``async for name, items in lazystream.afollow(future)``."""
     follower = _Follower(future, queues, sid)
-    loop = asyncio.get_running_loop()
     try:
         while not follower.done:
-            for item in await loop.run_in_executor(reader_pool(), follower.step, _STEP):
+            for item in await follower.astep(_STEP):
                 yield item
     finally:
         if cancel_on_exit:
@@ -109,15 +117,6 @@ async def atail(sid: str | None = None, after: int = 0, *, timeout: float | None
                 queues: tuple[str, ...] | None = None) -> AsyncIterator[Event]:
     """The async form of ``lazystream.tail``: the same events, the same errors."""
     reader = TailReader(sid, after, timeout=timeout, queues=queues)
-    loop = asyncio.get_running_loop()
     while not reader.done:
-        for event in await loop.run_in_executor(reader_pool(), reader.step, _STEP):
+        for event in await reader.astep(_STEP):
             yield event
-
-
-async def aread_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = None,
-                        timeout: float | None = None, limit: int | None = None) -> list[Event]:
-    """The async form of ``lazystream.read_session``."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        reader_pool(), lambda: read_session(sid, after, queues=queues, timeout=timeout, limit=limit))

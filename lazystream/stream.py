@@ -14,9 +14,9 @@ normally with ``end{status: "cancelled"}`` (``.result`` then raises ``RunCancell
 leaving the loop early (``break``, ``close()``, ``aclose()``, garbage collection) cancels
 too.
 
-The sync and the async stream share one core (``_RunCall.pump``); they differ only in how
-they wait (the async one waits in a reader thread), so both yield the same events in the
-same order.
+The sync and the async stream share one core (``_RunCall``); they differ only in how
+they wait (the async one suspends on the hub, no thread), so both yield the same events
+in the same order.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, Self
 
 from .events import TERMINAL, Event
-from .executor import producer_pool, reader_pool
-from .queue import read_session
+from .executor import producer_pool
+from .queue import aread_session, read_session
 from .runs import cancel as cancel_session
 from .runs import run_call
 from .session import _new_sid, is_cancellation, session
@@ -64,13 +64,26 @@ class _RunCall:
         """Wait up to ``timeout`` s; return the new events (maybe none). After the ``end``
         event sets ``done``; raises the work's exception once everything was returned."""
         if self._ended:
-            self.done = True
             self._wait_result()
-            error = self._future.exception()
-            if error is not None and not is_cancellation(error):
-                raise error   # the work's exception, unwrapped; a cancelled run just ends
-            return []
-        events = read_session(self.sid, self.after, timeout=timeout)
+            return self._finish()
+        return self._took(read_session(self.sid, self.after, timeout=timeout))
+
+    async def apump(self, timeout: float) -> list[Event]:
+        """``pump`` for coroutines: suspends on the hub, never blocks the event loop."""
+        if self._ended:
+            await asyncio.wait([asyncio.wrap_future(self._future)], timeout=_RESULT_WAIT)
+            self._wait_result()
+            return self._finish()
+        return self._took(await aread_session(self.sid, self.after, timeout=timeout))
+
+    def _finish(self) -> list[Event]:
+        self.done = True
+        error = self._future.exception()
+        if error is not None and not is_cancellation(error):
+            raise error   # the work's exception, unwrapped; a cancelled run just ends
+        return []
+
+    def _took(self, events: list[Event]) -> list[Event]:
         if not events and self._future.done():
             events = read_session(self.sid, self.after)
             if not events:   # the producer failed before its session began
@@ -172,11 +185,9 @@ class AsyncRunStream(_Base):
 
     async def _events(self) -> AsyncGenerator[Event, None]:
         call = self._call
-        loop = asyncio.get_running_loop()
-        pool = reader_pool()
         try:
             while not call.done:
-                for event in await loop.run_in_executor(pool, call.pump, _WAIT):
+                for event in await call.apump(_WAIT):
                     yield event
         finally:
             call.cancel()

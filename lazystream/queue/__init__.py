@@ -12,6 +12,7 @@ from ._front import (
     ProducerGone,
     SessionUnknown,
     TailReader,
+    aread_session,
     backend,
     emit,
     flush,
@@ -27,5 +28,5 @@ from ._front import (
 from ._hub import ANY
 
 __all__ = ["ANY", "Backend", "FileSystemQueue", "ProducerGone", "QueueBusy", "SessionUnknown",
-           "StorageError", "TailReader", "backend", "emit", "flush", "has_unread", "producer_gone",
+           "StorageError", "TailReader", "aread_session", "backend", "emit", "flush", "has_unread", "producer_gone",
            "prune", "read_session", "reset", "sessions", "tail", "wake"]

@@ -403,6 +403,24 @@ def read_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = N
         b.wait(token, remaining, key)
 
 
+async def aread_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | None = None,
+                        timeout: float | None = None, limit: int | None = None) -> list[Event]:
+    """``read_session`` for coroutines: the same events, and it suspends on the hub (no
+    thread, never blocking the event loop) until they are stored."""
+    b, deadline, sid = (_backend or backend()), _deadline(timeout), _check_sid(sid)
+    queues = None if queues is None else tuple(queues)
+    _check_limit(limit)
+    key = (sid, None)
+    while True:
+        token = b.generation(key)
+        synced = b.synced(sid)   # else this process's own rows are on their way: wait for them
+        events = b.read(sid, queues, after, limit, sync=False) if synced else []
+        remaining = _remaining(deadline)
+        if synced and (events or deadline is None) or remaining == 0:
+            return events
+        await b.wait_async(token, remaining, key)
+
+
 _LIVENESS_EVERY = 0.5
 _GET_BATCH = 4096
 _STOPS = (TERMINAL, IDLE)
@@ -442,8 +460,14 @@ class TailReader:
 
     def step(self, wait: float) -> list[Event]:
         """Return the events that arrive within ``wait`` s; raise as ``tail`` documents."""
+        return self._took(read_session(self.sid, self.after, queues=self._watched, timeout=wait))
+
+    async def astep(self, wait: float) -> list[Event]:
+        """``step`` for coroutines (suspends; never blocks the loop while waiting)."""
+        return self._took(await aread_session(self.sid, self.after, queues=self._watched, timeout=wait))
+
+    def _took(self, events: list[Event]) -> list[Event]:
         sid, queues, watched = self.sid, self._queues, self._watched
-        events = read_session(sid, self.after, queues=watched, timeout=wait)
         out = []
         for event in events:
             self.after = event.seq

@@ -609,9 +609,14 @@ class Hub:
                     self._cached += len(stored)
         return tail if tail.epoch == self._epoch else self._fresh_tail(sid, after)
 
-    def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
-        """Stored events of ``sid`` with ``seq > after``, from the cache when it can."""
-        self.sync(sid)
+    def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None, *,
+             sync: bool = True) -> list[Event]:
+        """Stored events of ``sid`` with ``seq > after``, from the cache when it can.
+
+        First waits until what this process appended to ``sid`` is stored, unless
+        ``sync=False`` (a coroutine waits for that on ``(sid, None)`` instead)."""
+        if sync:
+            self.sync(sid)
         tail = self._fresh_tail(sid, after)
         if tail is not None:
             with self._mem:
@@ -865,8 +870,9 @@ class Hub:
                         del self._async_waiting[key]
 
     def synced(self, sid: str) -> bool:
-        """Return True when what this process appended to ``sid`` is stored."""
-        return self._sid_upto.get(sid, self._cleared_at) <= self._stored
+        """Return True when what this process appended to ``sid`` is stored, or storing
+        fails (readers then go on with what was stored)."""
+        return self._sid_upto.get(sid, self._cleared_at) <= self._stored or self._failure is not None
 
     # --- the end ------------------------------------------------------------------------
     def _where(self) -> str:

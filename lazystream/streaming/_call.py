@@ -1,9 +1,9 @@
 """One streamify call: the producer that runs the program, and the reader that turns the
 session's events into ``StreamResponse`` / ``StatusMessage`` / the final output.
 
-The sync and the async generator both drive ``StreamCall.pump``; they differ only in how
-they wait (the async one waits in a reader thread), so both yield the same items in the
-same order.
+The sync generator drives ``StreamCall.pump`` and the async one ``apump``; they differ
+only in how they wait (the async one suspends on the hub), so both yield the same items
+in the same order.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ..programs._run import StreamRun, current_run, token_run
 from ..programs.adapters import Adapter
 from ..programs.adapters.base import FieldScanner
 from ..programs.settings import settings
-from ..queue import emit, read_session
+from ..queue import aread_session, emit, read_session
 from ..runs import cancel as cancel_runs
 from ..runs import run_call
 from ..session import session
@@ -122,7 +122,18 @@ class StreamCall:
         if self._ended:
             # The items before the end event went out first; now the result (or its error).
             return self._final()
-        events = read_session(self.sid, self._after, timeout=timeout)
+        return self._took(read_session(self.sid, self._after, timeout=timeout))
+
+    async def apump(self, timeout: float) -> list[Any]:
+        """``pump`` for coroutines: suspends on the hub, never blocks the event loop."""
+        assert self._future is not None, "start() first"
+        if self._ended:
+            await asyncio.wait([asyncio.wrap_future(self._future)], timeout=_RESULT_WAIT)
+            return self._final()
+        return self._took(await aread_session(self.sid, self._after, timeout=timeout))
+
+    def _took(self, events: list[Event]) -> list[Any]:
+        assert self._future is not None
         if not events and self._future.done():
             events = read_session(self.sid, self._after)
             if not events:  # the producer failed before its session began
@@ -134,8 +145,8 @@ class StreamCall:
         for event in events:
             self._after = event.seq
             if event.kind == TERMINAL:
-                self._ended = True
-                return out or self._final()
+                self._ended = True   # the next pump returns the result
+                return out
             self._handle(event, out)
         return out
 

@@ -16,12 +16,10 @@ raised to the caller as it is, in both modes.
 """
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
-from ..executor import reader_pool
 from ._call import StreamCall
 from .listener import StreamListener, resolve
 from .status import StatusMessageProvider
@@ -95,12 +93,10 @@ def _stream(call: StreamCall) -> Generator[Any, None, None]:
 
 
 async def _astream(call: StreamCall) -> AsyncGenerator[Any, None]:
-    loop = asyncio.get_running_loop()
-    pool = reader_pool()
     call.start()
     try:
         while not call.done:
-            for item in await loop.run_in_executor(pool, call.pump, _WAIT):
+            for item in await call.apump(_WAIT):
                 yield item
     finally:
         call.cancel()
