@@ -9,6 +9,7 @@ caches and wakes.
 from ._backend import Backend, QueueBusy, StorageError
 from ._front import (
     FileSystemQueue,
+    LiveReader,
     ProducerGone,
     SessionUnknown,
     TailReader,
@@ -27,6 +28,6 @@ from ._front import (
 )
 from ._hub import ANY
 
-__all__ = ["ANY", "Backend", "FileSystemQueue", "ProducerGone", "QueueBusy", "SessionUnknown",
+__all__ = ["ANY", "Backend", "FileSystemQueue", "LiveReader", "ProducerGone", "QueueBusy", "SessionUnknown",
            "StorageError", "TailReader", "aread_session", "backend", "emit", "flush", "has_unread", "producer_gone",
            "prune", "read_session", "reset", "sessions", "tail", "wake"]

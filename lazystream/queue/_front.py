@@ -421,6 +421,49 @@ async def aread_session(sid: str, after: int = 0, *, queues: tuple[str, ...] | N
         await b.wait_async(token, remaining, key)
 
 
+class LiveReader:
+    """Follows one session from its start in this process, seeing also the rows this
+    process appended and has not stored yet (their ``Event.seq`` is 0), so following
+    costs no store per row. For in-process readers that never resume by seq
+    (``streamify``); ``read`` / ``aread`` return what arrives within ``timeout`` s."""
+
+    def __init__(self, sid: str) -> None:
+        self.sid = _check_sid(sid)
+        self._pos = 0
+        self._number = 0
+        self._key = (self.sid, ANY)
+
+    def _poll(self, b: Hub) -> list[Event]:
+        got = b.read_live(self.sid, self._pos, self._number)
+        if got is None:   # far behind the cache: the store, stored rows only
+            events = read_session(self.sid, self._pos)
+            if events:
+                self._pos = events[-1].seq
+            return events
+        events, self._pos, self._number = got
+        return events
+
+    def read(self, timeout: float | None = None) -> list[Event]:
+        b, deadline = (_backend or backend()), _deadline(timeout)
+        while True:
+            token = b.generation(self._key)
+            events = self._poll(b)
+            remaining = _remaining(deadline)
+            if events or remaining == 0:
+                return events
+            b.wait(token, remaining, self._key)
+
+    async def aread(self, timeout: float | None = None) -> list[Event]:
+        b, deadline = (_backend or backend()), _deadline(timeout)
+        while True:
+            token = b.generation(self._key)
+            events = self._poll(b)
+            remaining = _remaining(deadline)
+            if events or remaining == 0:
+                return events
+            await b.wait_async(token, remaining, self._key)
+
+
 _LIVENESS_EVERY = 0.5
 _GET_BATCH = 4096
 _STOPS = (TERMINAL, IDLE)

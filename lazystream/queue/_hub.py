@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 import weakref
+from _thread import allocate_lock as _allocate_lock
 from collections.abc import Iterable
 from typing import Any
 
@@ -239,7 +240,7 @@ class Hub:
         self._wait_lock = threading.Lock()
         self._global = 0
         self._key_generation: dict[Key, int] = {}
-        self._waiting: dict[Key, list] = {}
+        self._waiting: dict[Key, list[Any]] = {}   # key -> locks of blocked readers, held until woken
         self._watching = False
         self._watch_lock = threading.Lock()
         self._async_waiting: dict[Key, list[Any]] = {}   # key -> asyncio futures of coroutines
@@ -625,6 +626,31 @@ class Hub:
                     return [tail.event(rec) for rec in recs]
         return self.backend.read(sid, queues, after, limit)
 
+    def read_live(self, sid: str, pos: int, number: int) -> tuple[list[Event], int, int] | None:
+        """Non-destructively, every event of ``sid`` past the position ``(pos, number)``:
+        stored ones after seq ``pos``, then the rows this process appended and has not
+        stored yet (seq 0) after append number ``number``; and the new position.
+
+        For in-process readers that need no seq (streamify): they follow a session
+        without making each row be stored first. ``None`` when the cache cannot serve
+        the position (then read the store)."""
+        tail = self._fresh_tail(sid, pos)
+        if tail is None:
+            return None
+        with self._mem:
+            if pos < tail.floor:
+                return None
+            stored = tail.after(pos, None, None)
+            recs = [rec for rec in stored if not 0 < rec[7] <= number]   # not those seen unstored
+            pend = self._pend.get(sid)
+            if pend:
+                recs += [rec for rec in pend if rec[7] > number]
+        if stored:
+            pos = stored[-1][0]
+        if recs:
+            number = max(number, max(rec[7] for rec in recs))
+        return [tail.event(rec) for rec in recs], pos, number
+
     def _cursor(self, sid: str, queue: str) -> _Cursor:
         key = (sid, queue)
         cursor = self._cursors.get(key)
@@ -760,13 +786,15 @@ class Hub:
     def _bump(self, keys: Iterable[Key] | None) -> None:
         """Move the generation of exactly ``keys`` (``None``: all) and wake their readers."""
         woken: list[Any] = []
+        released: list[Any] = []
         with self._wait_lock:
             if keys is None or len(self._key_generation) > _MAX_KEYS:
                 if keys is not None:
                     self._key_generation.clear()   # bounded memory; the global bump covers it
                 self._global += 1
-                for cond, _ in self._waiting.values():
-                    cond.notify_all()
+                for locks in self._waiting.values():
+                    released += locks
+                self._waiting.clear()
                 for futures in self._async_waiting.values():
                     woken += futures
                 self._async_waiting.clear()
@@ -774,13 +802,18 @@ class Hub:
                 gens, waiting, async_waiting = self._key_generation, self._waiting, self._async_waiting
                 for key in keys:
                     gens[key] = gens.get(key, 0) + 1
-                    entry = waiting.get(key)
-                    if entry is not None:
-                        entry[0].notify_all()
+                    if waiting:
+                        locks = waiting.pop(key, [])
+                        if locks:
+                            released += locks
                     if async_waiting:
                         futures = async_waiting.pop(key, [])
                         if futures:
                             woken += futures
+        # Released after the lock is let go: a woken reader does not wake only to block
+        # on it.
+        for lock in released:
+            lock.release()
         if woken:
             _wake_futures(woken)
 
@@ -817,26 +850,25 @@ class Hub:
         """Block until ``generation(key)`` moves past ``token`` or ``timeout`` passes."""
         if self._start_watching():
             return   # one may have landed unannounced: the caller re-checks before blocking
-        deadline = None if timeout is None else time.monotonic() + timeout
+        # A lock of its own, taken now and released by the bump that wakes it: one futex
+        # wake per reader, no condition variable to re-acquire.
+        waiter = _allocate_lock()
+        waiter.acquire()
         with self._wait_lock:
-            entry = self._waiting.get(key)
-            if entry is None:
-                entry = self._waiting[key] = [threading.Condition(self._wait_lock), 0]
-            entry[1] += 1
+            if (self._global, self._key_generation.get(key, 0)) != token:
+                return
+            self._waiting.setdefault(key, []).append(waiter)
         try:
             if key[1] is None and not self.synced(key[0]):
                 self._kick()   # (registered first: an append after this sees the waiter)
-            with self._wait_lock:
-                while (self._global, self._key_generation.get(key, 0)) == token:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        break
-                    entry[0].wait(remaining)
+            waiter.acquire(True, -1 if timeout is None else max(0.0, timeout))
         finally:
             with self._wait_lock:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._waiting[key]
+                locks = self._waiting.get(key)
+                if locks is not None and waiter in locks:
+                    locks.remove(waiter)
+                    if not locks:
+                        del self._waiting[key]
 
     async def wait_async(self, token: tuple[int, int], timeout: float | None, key: Key) -> None:
         """``wait`` for coroutines: suspend (never block the loop) until ``generation(key)``

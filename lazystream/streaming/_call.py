@@ -21,7 +21,7 @@ from ..programs._run import StreamRun, current_run, token_run
 from ..programs.adapters import Adapter
 from ..programs.adapters.base import FieldScanner
 from ..programs.settings import settings
-from ..queue import aread_session, emit, read_session
+from ..queue import LiveReader, emit
 from ..runs import cancel as cancel_runs
 from ..runs import run_call
 from ..session import session
@@ -72,7 +72,7 @@ class StreamCall:
         self.run = StreamRun(names, {t.key for t in targets})
         self.done = False
         self._future: concurrent.futures.Future | None = None
-        self._after = 0
+        self._reader = LiveReader(self.sid)   # sees this process's rows before they are stored
         self._calls: dict[str, list[_Field]] = {}
         self._used: set[int] = set()          # targets without allow_reuse already streamed
         self._streamed = False
@@ -122,7 +122,7 @@ class StreamCall:
         if self._ended:
             # The items before the end event went out first; now the result (or its error).
             return self._final()
-        return self._took(read_session(self.sid, self._after, timeout=timeout))
+        return self._took(self._reader.read(timeout))
 
     async def apump(self, timeout: float) -> list[Any]:
         """``pump`` for coroutines: suspends on the hub, never blocks the event loop."""
@@ -130,12 +130,12 @@ class StreamCall:
         if self._ended:
             await asyncio.wait([asyncio.wrap_future(self._future)], timeout=_RESULT_WAIT)
             return self._final()
-        return self._took(await aread_session(self.sid, self._after, timeout=timeout))
+        return self._took(await self._reader.aread(timeout))
 
     def _took(self, events: list[Event]) -> list[Any]:
         assert self._future is not None
         if not events and self._future.done():
-            events = read_session(self.sid, self._after)
+            events = self._reader.read(0)
             if not events:  # the producer failed before its session began
                 self.done = True
                 self._future.result()
@@ -143,7 +143,6 @@ class StreamCall:
                                    "without writing its end event")
         out: list[Any] = []
         for event in events:
-            self._after = event.seq
             if event.kind == TERMINAL:
                 self._ended = True   # the next pump returns the result
                 return out
