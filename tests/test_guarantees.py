@@ -477,3 +477,22 @@ def test_a_tail_in_the_process_does_not_wait_for_the_linger(monkeypatch, backend
         FileSystemQueue().enqueue("second")
         reader.join(20)
         assert not reader.is_alive() and (first.data, seen) == ("first", ["second"])
+
+
+def test_a_live_reader_sees_unstored_rows_once_and_then_the_stored_ones_never_again(monkeypatch, backend_kind):
+    hub = lq.backend()
+    monkeypatch.setattr(hub, "linger_alone", 600.0)
+    monkeypatch.setattr(hub, "_shared_now", False)
+    gate = _GatedStore(monkeypatch, hub.backend)
+    with session() as sid:
+        reader = lq.LiveReader(sid)
+        FileSystemQueue().enqueue("a")
+        lazystream.queue.emit("status", "working")
+        assert [(e.seq, e.kind, e.data) for e in reader.read(0)] == [(0, "text", "a"), (0, "status", "working")]
+        assert not gate.entered.is_set()
+        gate.open.set()
+        lq.flush(timeout=20)
+        assert reader.read(0) == []                   # stored now: not read again
+        FileSystemQueue().enqueue("b")
+        assert [e.data for e in reader.read(5)] == ["b"]
+    assert [e.kind for e in reader.read(5)] == ["end"]
