@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lazystream
+import lazystream.queue as lq
 from lazystream import FileSystemQueue, session
 from lazystream.queue import emit, read_session, tail
 
@@ -77,6 +78,24 @@ def test_read_is_non_destructive_and_resumes_after_seq(backend_kind):
     assert events[0].seq < events[1].seq < events[2].seq
     assert [e.data for e in q.read(after=events[0].seq)] == ["t2", "t3"]
     assert q.dequeue() == ["t1", "t2", "t3"]   # reading did not consume
+
+
+def test_read_many_returns_each_sessions_stored_rows_after_its_own_seq(backend_kind):
+    """The backend's batch read (what a hub reads when another process names sessions):
+    encoded rows, each session after its own seq, at most ``limit`` each."""
+    for i in range(3):
+        FileSystemQueue().enqueue(f"a{i}", sid="rm-a")
+    FileSystemQueue.get_instance("other").enqueue({"b": [1, "二"]}, sid="rm-b")
+    lq.backend().sync()
+    a = [e.seq for e in lq.read_session("rm-a")]
+    (b,) = [e.seq for e in lq.read_session("rm-b")]
+    rows = lq.backend().backend.read_many({"rm-a": a[0], "rm-b": 0, "rm-none": 0}, 1)
+    assert {sid: [r[:5] for r in got] for sid, got in rows.items()} == {
+        "rm-a": [(a[1], "lazy_stream", "text", "[]", '"a1"')],
+        "rm-b": [(b, "other", "item", "[]", '{"b": [1, "二"]}')],
+        "rm-none": [],
+    }
+    assert all(type(r[5]) is float for got in rows.values() for r in got)
 
 
 def test_equal_tokens_stay_distinct_events(backend_kind):

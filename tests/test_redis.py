@@ -161,6 +161,117 @@ def test_a_producer_on_another_host_streams_to_a_blocked_reader_in_order(on_redi
     assert got == [f"tok{i}" for i in range(500)] + [{"status": "ok"}]
 
 
+_PRODUCE_MANY = """
+    import contextlib, lazystream
+    sids = [f"many-{{i}}" for i in range({sessions})]
+    q = lazystream.FileSystemQueue()
+    input()   # until the reader follows every session
+    with contextlib.ExitStack() as stack:
+        for sid in sids:
+            stack.enter_context(lazystream.session(sid))
+        for k in range({n}):
+            for sid in sids:
+                q.enqueue(f"{{sid}}:{{k}}", sid=sid)
+"""
+
+
+def test_a_reader_process_following_many_sessions_of_another_gets_each_event_once_in_order(on_redis, tmp_path):
+    """One thread per session dequeues, another follows the whole session, while another
+    process writes every session in turn (its stores name many sessions at once)."""
+    sessions, n = 30, 60
+    sids = [f"many-{i}" for i in range(sessions)]
+    q = FileSystemQueue()
+    dequeued: dict[str, list] = {sid: [] for sid in sids}
+    followed: dict[str, list] = {sid: [] for sid in sids}
+
+    def dequeue(sid: str) -> None:
+        while len(dequeued[sid]) < n:
+            items = q.get(timeout=30, sid=sid)
+            assert items, f"{sid}: nothing within 30 s after {len(dequeued[sid])} items"
+            dequeued[sid] += items
+
+    def follow(sid: str) -> None:
+        followed[sid] += [(e.kind, e.data) for e in tail(sid, timeout=30)]
+
+    for sid in sids:
+        assert q.size(sid=sid) == 0   # claimed, and cached, before the producer starts
+    threads = [threading.Thread(target=f, args=(sid,)) for sid in sids for f in (dequeue, follow)]
+    for t in threads:
+        t.start()
+    producer = _host(_PRODUCE_MANY.format(sessions=sessions, n=n), tmp_path)
+    producer.stdin.write("\n")
+    producer.stdin.flush()
+    _finish(producer)
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    for sid in sids:
+        assert dequeued[sid] == [f"{sid}:{k}" for k in range(n)]
+        assert followed[sid] == [("text", f"{sid}:{k}") for k in range(n)] + [("end", {"status": "ok"})]
+
+
+def test_a_store_elsewhere_naming_many_followed_sessions_is_read_in_one_round_trip(on_redis, redis_server):
+    """Another process's store of 20 sessions this process reads: the hub fetches all 20
+    with one read_many and every reader then reads its cache (no read of its own)."""
+    from lazystream.queue._redis import RedisBackend
+    sids = [f"one-trip-{i}" for i in range(20)]
+    q = FileSystemQueue()
+    for sid in sids:
+        assert q.dequeue(sid=sid) == []   # claimed and cached; the hub now hears other processes
+    hub = lq.backend()
+    calls: dict[str, list] = {"read": [], "read_many": []}
+    real_read, real_read_many = hub.backend.read, hub.backend.read_many
+
+    def read(sid, queues, after, limit):
+        calls["read"].append(sid)
+        return real_read(sid, queues, after, limit)
+
+    def read_many(afters, limit):
+        calls["read_many"].append(sorted(afters))
+        return real_read_many(afters, limit)
+
+    hub.backend.read, hub.backend.read_many = read, read_many
+    other = RedisBackend(redis_server.url, prefix=on_redis)   # another process, as Redis sees it
+    try:
+        rows = [(sid, "lazy_stream", "text", "[]", json.dumps(f"to {sid}"), 1.0) for sid in sids]
+        assert other.store(rows, {}, "elsewhere:1:1") == [1] * len(sids)   # one batch, one message
+        assert [q.get(timeout=30, sid=sid) for sid in sids] == [[f"to {sid}"] for sid in sids]
+    finally:
+        other.close()
+    assert calls == {"read": [], "read_many": [sorted(sids)]}
+
+
+def test_a_store_elsewhere_heard_after_a_later_store_here_is_still_cached(on_redis, redis_server):
+    """Two writers of one session: another process stores seq 1, this one seq 2, and only
+    then is the other's message heard. The cache must still get seq 1 (the refresh reads
+    from what it last read of the store, not from its newest event)."""
+    from lazystream.queue._redis import RedisBackend
+    hub = lq.backend()
+    heard, refreshed = threading.Event(), threading.Event()
+    real = hub._external
+
+    def late(sids):
+        if sids is not None:
+            heard.wait(30)
+        real(sids)
+        if sids is not None:
+            refreshed.set()
+
+    hub._external = late   # before the hub starts listening: the watch thread calls this one
+    assert FileSystemQueue().dequeue(sid="two-writers") == []   # cached, and listening
+    other = RedisBackend(redis_server.url, prefix=on_redis)
+    try:
+        row = ("two-writers", "lazy_stream", "text", "[]", json.dumps("from elsewhere"), 1.0)
+        assert other.store([row], {}, "elsewhere:1:1") == [1]
+    finally:
+        other.close()
+    FileSystemQueue().enqueue("mine", sid="two-writers")
+    hub.sync("two-writers")
+    heard.set()
+    assert refreshed.wait(30)
+    assert [(e.seq, e.data) for e in read_session("two-writers")] == [(1, "from elsewhere"), (2, "mine")]
+
+
 def test_a_queue_dequeued_on_one_host_is_busy_on_another_until_released(on_redis, tmp_path):
     n = 50
     for i in range(n):

@@ -5,8 +5,9 @@ session, and one persisted dequeue cursor per ``(sid, queue)``. Everything that 
 queue cheap per token — group commit, backpressure, ``flush()``, in-process delivery
 without a store round trip, in-memory dequeue cursors, waking readers — lives once, in
 the hub (``_hub.py``), above every backend. A new backend (Redis, say) is one file that
-subclasses ``Backend`` and implements the eight methods below; each is called by one hub
-per process and must be safe to call from several threads.
+subclasses ``Backend`` and implements the eight methods below (``read_many`` and
+``sessions`` have defaults); each is called by one hub per process and must be safe to call
+from several threads.
 
 The methods map onto a network store one round trip each:
 
@@ -14,6 +15,9 @@ The methods map onto a network store one round trip each:
 ``store``           append a batch of rows in order, atomically (SQLite: one transaction;
                     Redis: one MULTI of XADDs); also persists moved dequeue cursors
 ``read``            events of one session after a seq (a cursor), in seq order
+``read_many``       the stored rows of several sessions, each after its own seq, in one
+                    round trip (Redis: one pipeline); the hub calls it when another
+                    process names the sessions it stored (default: one ``read`` each)
 ``claim``/``release`` the one process that may dequeue ``(sid, queue)`` (see below)
 ``session_info``    ``{"pid", "host", "started", "ended", "status"}`` of a session
 ``expire``          delete what retention says is old; remember what was deleted
@@ -47,11 +51,13 @@ from typing import Any
 from ..events import Event
 
 __all__ = ["MAX_DEPTH", "TOMBSTONES", "Backend", "Key", "QueueBusy", "Row", "StorageError",
-           "decode", "decode_ns", "encode", "encode_ns", "make_event", "owner_alive", "owner_token",
-           "pid_alive"]
+           "Stored", "decode", "decode_ns", "encode", "encode_ns", "make_event", "owner_alive",
+           "owner_token", "pid_alive"]
 
 # (sid, queue, kind, ns_json, data_json, ts): one encoded event, before it has a seq.
 Row = tuple[str, str, str, str, str, float]
+# (seq, queue, kind, ns_json, data_json, ts): one encoded event as stored (its sid known).
+Stored = tuple[int, str, str, str, str, float]
 # What a reader waits on: (sid, queue), or (sid, None) for every queue of the session.
 Key = tuple[str, "str | None"]
 
@@ -87,6 +93,14 @@ class Backend:
     def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
         """Return stored events of ``sid`` (of ``queues``, or all) with ``seq > after``, in order."""
         raise NotImplementedError
+
+    def read_many(self, afters: dict[str, int], limit: int) -> dict[str, list[Stored]]:
+        """Non-destructively return, for each sid of ``afters``, its stored events with
+        ``seq > afters[sid]`` as encoded ``Stored`` rows, in seq order, at most ``limit``
+        per session (a session given ``limit`` rows may have more). One round trip where
+        the store allows it; this default makes one ``read`` per session."""
+        return {sid: [(e.seq, e.queue, e.kind, encode_ns(e.ns), encode(e.data, lenient=True), e.ts)
+                      for e in self.read(sid, None, after, limit)] for sid, after in afters.items()}
 
     def claim(self, sid: str, queue: str, owner: str) -> int:
         """Make ``owner`` the dequeuer of ``(sid, queue)``; return the persisted cursor.

@@ -74,14 +74,18 @@ class _Tail:
     stored yet are the same records with seq 0, in ``Hub._pend``.
     """
 
-    __slots__ = ("ended", "epoch", "floor", "last_by_queue", "recs", "seqs", "sid")
+    __slots__ = ("ended", "epoch", "floor", "known", "last_by_queue", "marks", "recs", "seqs", "sid")
 
     def __init__(self, sid: str, floor: int, epoch: int) -> None:
         self.sid = sid
         self.recs: list[tuple] = []
         self.seqs: list[int] = []
         self.floor = floor          # every event of the session with seq > floor is here
-        self.epoch = epoch          # the external epoch up to which that was checked
+        self.epoch = epoch          # the external epoch up to which that was checked (-1: distrusted)
+        # The store was read up to here: other processes' events above it may be missing
+        # even below this process's own newest (several writers of one session).
+        self.known = floor
+        self.marks = 0              # times a refresh of this session failed (see Hub._external)
         self.last_by_queue: dict[str, int] = {}
         self.ended = False
 
@@ -107,6 +111,7 @@ class _Tail:
         if extra <= 0:
             return 0
         self.floor = self.seqs[extra - 1]
+        self.known = max(self.known, self.floor)
         del self.recs[:extra], self.seqs[:extra]
         return extra
 
@@ -232,7 +237,8 @@ class Hub:
         # destructive readers of this process take them before they are stored.
         self._pend: dict[str, list[tuple]] = {}
         self._cached = 0
-        self._epoch = 0                       # bumped when another process stored something
+        self._epoch = 0                       # bumped when another process stored, who knows what
+        self._marking: dict[str, int] = {}    # sid being populated -> other processes' stores meanwhile
         self._cursors: dict[tuple[str, str], _Cursor] = {}
         self._dirty: dict[tuple[str, str], int] = {}
         self._last_persist = 0.0
@@ -574,9 +580,10 @@ class Hub:
         if tail.epoch != self._epoch:
             # Another process stored something since: merge what it stored for this sid.
             with self._handover:
-                epoch = self._epoch
+                with self._mem:
+                    epoch, marks = self._epoch, tail.marks
                 try:
-                    stored = self.backend.read(sid, None, tail.seqs[-1] if tail.seqs else tail.floor, None)
+                    stored = self.backend.read(sid, None, tail.known, None)
                 except StorageError:
                     return None
                 with self._mem:
@@ -585,7 +592,10 @@ class Hub:
                     for event in stored:
                         tail.add(_rec_of(event))
                     self._cached += len(stored)
-                    tail.epoch = epoch
+                    if stored:
+                        tail.known = max(tail.known, stored[-1].seq)
+                    if tail.marks == marks:   # else a refresh failed meanwhile: read again next time
+                        tail.epoch = epoch
         return tail
 
     def _populate(self, sid: str, after: int) -> _Tail | None:
@@ -594,20 +604,29 @@ class Hub:
         and other processes' stores move the epoch. A polling reader waiting for a
         session's first event then costs no store round trip per poll."""
         with self._handover:   # no store of ours between the read and the cache
-            epoch = self._epoch
+            with self._mem:
+                epoch = self._epoch
+                self._marking[sid] = 0   # other processes' stores of it meanwhile count here
             try:
                 stored = self.backend.read(sid, None, after, _MIN_WINDOW + 1)
             except StorageError:
                 return None
+            finally:
+                with self._mem:
+                    stored_meanwhile = self._marking.pop(sid, 0)
             if len(stored) > _MIN_WINDOW:
                 return None   # a long backlog: let the reader page through the store
             with self._mem:
                 tail = self._tails.get(sid)
                 if tail is None:
-                    tail = self._tails[sid] = _Tail(sid, after, epoch)
+                    # Stored meanwhile: the read may have missed it, and the refresh found no
+                    # cache to fill. Distrusted, the next read merges.
+                    tail = self._tails[sid] = _Tail(sid, after, -1 if stored_meanwhile else epoch)
                     for event in stored:
                         tail.add(_rec_of(event))
                     self._cached += len(stored)
+                    if stored:
+                        tail.known = stored[-1].seq
         return tail if tail.epoch == self._epoch else self._fresh_tail(sid, after)
 
     def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None, *,
@@ -818,18 +837,66 @@ class Hub:
             _wake_futures(woken)
 
     def _external(self, sids: Iterable[str] | None) -> None:
-        """Another process stored something: distrust the caches, wake the readers."""
-        with self._mem:
-            self._epoch += 1
+        """Another process stored something (called on the backend's watch thread).
+
+        ``sids=None`` (it is not known what): distrust every cache, wake every reader.
+        Else only the named sessions: their caches are brought up to date with one
+        ``Backend.read_many`` for all of them (so each woken reader reads its cache, not
+        the store), and only their readers are woken.
+        """
         if sids is None:
+            with self._mem:
+                self._epoch += 1
             self.notify()
             return
+        wanted = set(sids)
+        with self._mem:
+            for sid in wanted.intersection(self._marking):
+                self._marking[sid] += 1
+            tails = {sid: tail for sid in wanted if (tail := self._tails.get(sid)) is not None}
+        if tails:
+            self._refresh(tails)
         # The other process did not say which queues: wake the readers of every queue of
         # those sessions, not only those waiting on a whole session.
-        wanted = set(sids)
         with self._wait_lock:
             keys = [key for key in self._waiting if key[0] in wanted]
         self.notify(keys + [(sid, None) for sid in wanted])
+
+    def _refresh(self, tails: dict[str, _Tail]) -> None:
+        """Add what other processes stored to these caches, in one round trip.
+
+        A cache whose read failed, or that got a full window (there may be more), is
+        distrusted: its readers read the store themselves and hear why it fails.
+        """
+        with self._mem:
+            epoch = self._epoch
+            afters = {sid: tail.known for sid, tail in tails.items()}
+        try:
+            stored = self.backend.read_many(afters, _MAX_WINDOW)
+        except StorageError:
+            stored = {}
+        with self._mem:
+            window = max(_MIN_WINDOW, min(_MAX_WINDOW, _MAX_CACHED // (2 * max(1, len(self._tails)))))
+            for sid, tail in tails.items():
+                rows = stored.get(sid)
+                if self._tails.get(sid) is not tail or rows is None:
+                    tail.marks += 1
+                    tail.epoch = -1
+                    continue
+                for row in rows:
+                    tail.add((*row, None))
+                self._cached += len(rows)
+                if rows:
+                    tail.known = max(tail.known, rows[-1][0])
+                if len(rows) >= _MAX_WINDOW:
+                    tail.marks += 1
+                    tail.epoch = -1
+                else:
+                    tail.epoch = epoch
+                if len(tail.recs) > window:
+                    self._cached -= tail.trim(window // 2)
+            if self._cached > _MAX_CACHED:
+                self._shrink()
 
     def _start_watching(self) -> bool:
         """Hear other processes' stores from now on; True if this call started it.

@@ -43,7 +43,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..events import TERMINAL, Event
-from ._backend import TOMBSTONES, Backend, QueueBusy, Row, StorageError, make_event
+from ._backend import TOMBSTONES, Backend, QueueBusy, Row, StorageError, Stored, make_event
 
 __all__ = ["RedisBackend", "redact"]
 
@@ -52,6 +52,7 @@ T = TypeVar("T")
 _HEARTBEAT_EVERY = 1.0      # s between a process's heartbeats
 _HEARTBEAT_TTL = 3.0        # a process silent this long is gone
 _READ_CHUNK = 1000
+_DRAIN = 10_000             # pub/sub messages merged into one on_change call, at most
 
 # One session's rows of a batch, stored at most once per (writer, batch). The ``#!lua``
 # line makes Redis refuse the whole script when out of memory, instead of half-way.
@@ -84,6 +85,25 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[5])
 return tonumber(first)
+"""
+
+# KEYS: logs; ARGV: after (one per log), count. Each log's entries after its seq, at most
+# count, as one JSON array ``[id, q, k, n, d, t, id, …]`` ('' when none): a client parses
+# one string per session instead of a dozen protocol items per event.
+_READ = """#!lua flags=no-writes
+local out = {}
+local count = ARGV[#KEYS + 1]
+for i, key in ipairs(KEYS) do
+  local flat = {}
+  for _, e in ipairs(redis.call('XRANGE', key, '(0-' .. ARGV[i], '+', 'COUNT', count)) do
+    local f = e[2]
+    local n = #flat
+    flat[n + 1] = e[1]
+    for j = 2, 10, 2 do flat[n + j / 2 + 1] = f[j] end
+  end
+  out[i] = #flat == 0 and '' or cjson.encode(flat)
+end
+return out
 """
 
 # KEYS: cur; ARGV: owner, hb key prefix, queue. Take over a queue unless a live owner holds it.
@@ -174,6 +194,7 @@ class RedisBackend(Backend):
         self._claim = self._client.register_script(_CLAIM)
         self._cursors = self._client.register_script(_CURSORS)
         self._prune = self._client.register_script(_PRUNE)
+        self._range = self._client.register_script(_READ)
         self._channel = f"{prefix}:stored"
         self._batch = 0
         self._unsure: tuple[list[Row], int] | None = None   # a batch whose reply was lost
@@ -347,20 +368,34 @@ class RedisBackend(Backend):
 
     # --- reading ----------------------------------------------------------------------
     def read(self, sid: str, queues: tuple[str, ...] | None, after: int, limit: int | None) -> list[Event]:
-        log = self._keys(sid)[0]
         events: list[Event] = []
         pos = after
         while limit is None or len(events) < limit:
-            rows = self._call(lambda: self._client.xrange(log, f"(0-{pos}", "+", count=_READ_CHUNK))  # noqa: B023 - called at once, in this iteration
-            for entry_id, f in rows:
-                pos = _seq(entry_id)
-                if queues is None or f["q"] in queues:
-                    events.append(make_event(pos, sid, f["q"], f["k"], f["n"], f["d"], float(f["t"])))
+            rows = self.read_many({sid: pos}, _READ_CHUNK)[sid]
+            for seq, queue, kind, ns, data, ts in rows:
+                if queues is None or queue in queues:
+                    events.append(make_event(seq, sid, queue, kind, ns, data, ts))
                     if limit is not None and len(events) >= limit:
                         break
             if len(rows) < _READ_CHUNK:
                 break
+            pos = rows[-1][0]
         return events
+
+    def read_many(self, afters: dict[str, int], limit: int) -> dict[str, list[Stored]]:
+        """One script call for all the sessions (one round trip, one string per session):
+        a reader process brings every session another process's store named up to date."""
+        if not afters:
+            return {}
+        sids = list(afters)
+        keys = [self._keys(sid)[0] for sid in sids]
+        replies = self._call(lambda: self._range(keys=keys, args=[*afters.values(), limit]))
+        out: dict[str, list[Stored]] = {}
+        for sid, text in zip(sids, replies):
+            flat = json.loads(text) if text else []
+            out[sid] = [(int(flat[i][2:]), flat[i + 1], flat[i + 2], flat[i + 3], flat[i + 4], float(flat[i + 5]))
+                        for i in range(0, len(flat), 6)]
+        return out
 
     def session_info(self, sid: str) -> dict[str, Any] | None:
         meta = self._call(lambda: self._client.hgetall(self._keys(sid)[1]))
@@ -475,11 +510,22 @@ class RedisBackend(Backend):
                         pubsub = self._subscribe()
                 on_change(None)   # messages sent while we were away are lost
                 continue
-            if message is None or message.get("type") != "message":
-                continue
-            writer, _, sids = message["data"].partition("\n")
-            if writer not in self._owners:
-                on_change(sids.split("\n"))
+            # Drain what else has arrived: under load one call names the sessions of many
+            # stores, and the hub brings them up to date in one round trip.
+            named: dict[str, None] = {}
+            for _ in range(_DRAIN):
+                if message is None:
+                    break
+                if message.get("type") == "message":
+                    writer, _, sids = message["data"].partition("\n")
+                    if writer not in self._owners:
+                        named.update(dict.fromkeys(sids.split("\n")))
+                try:
+                    message = pubsub.get_message(timeout=0)
+                except Exception:  # noqa: BLE001 - the next blocking call reconnects
+                    break
+            if named:
+                on_change(named)
         if pubsub is not None:
             pubsub.close()
 
