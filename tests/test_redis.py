@@ -210,10 +210,16 @@ def test_a_reader_process_following_many_sessions_of_another_gets_each_event_onc
         assert followed[sid] == [("text", f"{sid}:{k}") for k in range(n)] + [("end", {"status": "ok"})]
 
 
-def test_a_store_elsewhere_naming_many_followed_sessions_is_read_in_one_round_trip(on_redis, redis_server):
-    """Another process's store of 20 sessions this process reads: the hub fetches all 20
-    with one read_many and every reader then reads its cache (no read of its own)."""
+@pytest.mark.parametrize("carried", [True, False])
+def test_a_store_elsewhere_naming_many_followed_sessions_costs_readers_here_no_read_each(
+        on_redis, redis_server, monkeypatch, carried):
+    """Another process's store of 20 sessions this process reads. Its message carries the
+    events (when small enough): no read at all; else the hub reads all 20 with one
+    read_many. Either way every reader then reads its cache (no read of its own)."""
+    from lazystream.queue import _redis
     from lazystream.queue._redis import RedisBackend
+    if not carried:
+        monkeypatch.setattr(_redis, "_SHARE", 0)
     sids = [f"one-trip-{i}" for i in range(20)]
     q = FileSystemQueue()
     for sid in sids:
@@ -238,22 +244,27 @@ def test_a_store_elsewhere_naming_many_followed_sessions_is_read_in_one_round_tr
         assert [q.get(timeout=30, sid=sid) for sid in sids] == [[f"to {sid}"] for sid in sids]
     finally:
         other.close()
-    assert calls == {"read": [], "read_many": [sorted(sids)]}
+    assert calls == {"read": [], "read_many": [] if carried else [sorted(sids)]}
 
 
-def test_a_store_elsewhere_heard_after_a_later_store_here_is_still_cached(on_redis, redis_server):
+@pytest.mark.parametrize("carried", [True, False])
+def test_a_store_elsewhere_heard_after_a_later_store_here_is_still_cached(on_redis, redis_server, monkeypatch,
+                                                                         carried):
     """Two writers of one session: another process stores seq 1, this one seq 2, and only
-    then is the other's message heard. The cache must still get seq 1 (the refresh reads
-    from what it last read of the store, not from its newest event)."""
+    then is the other's message heard. The cache must still get seq 1 (what the message
+    carried, or a read from what the cache last read of the store, not from its newest)."""
+    from lazystream.queue import _redis
     from lazystream.queue._redis import RedisBackend
+    if not carried:
+        monkeypatch.setattr(_redis, "_SHARE", 0)
     hub = lq.backend()
     heard, refreshed = threading.Event(), threading.Event()
     real = hub._external
 
-    def late(sids):
+    def late(sids, announced=None):
         if sids is not None:
             heard.wait(30)
-        real(sids)
+        real(sids, announced)
         if sids is not None:
             refreshed.set()
 

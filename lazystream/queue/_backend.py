@@ -45,12 +45,12 @@ import math
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from ..events import Event
 
-__all__ = ["MAX_DEPTH", "TOMBSTONES", "Backend", "Key", "QueueBusy", "Row", "StorageError",
+__all__ = ["MAX_DEPTH", "TOMBSTONES", "Announced", "Backend", "Key", "QueueBusy", "Row", "StorageError",
            "Stored", "decode", "decode_ns", "encode", "encode_ns", "make_event", "owner_alive",
            "owner_token", "pid_alive"]
 
@@ -68,6 +68,24 @@ class StorageError(RuntimeError):
 
 class QueueBusy(StorageError):
     """Another live process is dequeuing this ``(sid, queue)``."""
+
+
+class Announced:
+    """Events of one session that another process's store announced with their data.
+
+    Every event of the session after ``prev`` up to the last of ``rows()`` is in
+    ``rows()``, in seq order, so a reader that has read the store up to ``prev`` (or
+    further) needs no read. ``rows()`` decodes on demand: most announced sessions are
+    read by nobody in the receiving process.
+    """
+
+    __slots__ = ("prev",)
+
+    def __init__(self, prev: int) -> None:
+        self.prev = prev
+
+    def rows(self) -> list[Stored]:
+        raise NotImplementedError
 
 
 class Backend:
@@ -133,9 +151,11 @@ class Backend:
         TOMBSTONES)`` s. Return events deleted."""
         raise NotImplementedError
 
-    def watch(self, on_change: Callable[[Iterable[str] | None], None]) -> None:
+    def watch(self, on_change: Callable[..., None]) -> None:
         """Start calling ``on_change(sids)`` when another process may have stored events of
-        ``sids`` (``None``: of any session). Called once; later calls are no-ops.
+        ``sids`` (``None``: of any session). Called once; later calls are no-ops. A
+        backend whose announcements carry the events calls ``on_change(sids, announced)``,
+        ``announced`` mapping some of the sids to an ``Announced``.
 
         Wake-ups may be late or spurious, never missing: a backend that cannot be told
         polls (the hub reads again anyway before a reader blocks).

@@ -36,6 +36,7 @@ from typing import Any
 
 from ..events import TERMINAL, Event
 from ._backend import (
+    Announced,
     Backend,
     Key,
     Row,
@@ -836,13 +837,14 @@ class Hub:
         if woken:
             _wake_futures(woken)
 
-    def _external(self, sids: Iterable[str] | None) -> None:
+    def _external(self, sids: Iterable[str] | None, announced: dict[str, Announced] | None = None) -> None:
         """Another process stored something (called on the backend's watch thread).
 
         ``sids=None`` (it is not known what): distrust every cache, wake every reader.
-        Else only the named sessions: their caches are brought up to date with one
-        ``Backend.read_many`` for all of them (so each woken reader reads its cache, not
-        the store), and only their readers are woken.
+        Else only the named sessions: their caches are brought up to date — from
+        ``announced`` where the store's announcement carried the events, else with one
+        ``Backend.read_many`` for all of them — so each woken reader reads its cache, not
+        the store; and only their readers are woken.
         """
         if sids is None:
             with self._mem:
@@ -854,13 +856,43 @@ class Hub:
             for sid in wanted.intersection(self._marking):
                 self._marking[sid] += 1
             tails = {sid: tail for sid in wanted if (tail := self._tails.get(sid)) is not None}
-        if tails:
-            self._refresh(tails)
+            # Announced events that follow on from what a cache read of the store: no read.
+            carried = {sid: a for sid, tail in tails.items()
+                       if announced and (a := announced.get(sid)) is not None and a.prev <= tail.known}
+        if carried:
+            self._apply(tails, carried)
+        if len(carried) < len(tails):
+            self._refresh({sid: tail for sid, tail in tails.items() if sid not in carried})
         # The other process did not say which queues: wake the readers of every queue of
         # those sessions, not only those waiting on a whole session.
         with self._wait_lock:
             keys = [key for key in self._waiting if key[0] in wanted]
         self.notify(keys + [(sid, None) for sid in wanted])
+
+    def _apply(self, tails: dict[str, _Tail], carried: dict[str, Announced]) -> None:
+        """Add announced events to the caches: each then holds every event up to the last
+        announced (they follow on from what it read), so it is trusted again."""
+        rows = {sid: a.rows() for sid, a in carried.items()}   # decoded outside the lock
+        with self._mem:
+            epoch = self._epoch
+            window = max(_MIN_WINDOW, min(_MAX_WINDOW, _MAX_CACHED // (2 * max(1, len(self._tails)))))
+            for sid, got in rows.items():
+                tail = tails[sid]
+                if self._tails.get(sid) is not tail:
+                    continue
+                if got and got[0][0] <= tail.known:
+                    got = [row for row in got if row[0] > tail.known]
+                if not got:
+                    continue
+                for row in got:
+                    tail.add((*row, None))
+                self._cached += len(got)
+                tail.known = max(tail.known, got[-1][0])
+                tail.epoch = epoch
+                if len(tail.recs) > window:
+                    self._cached -= tail.trim(window // 2)
+            if self._cached > _MAX_CACHED:
+                self._shrink()
 
     def _refresh(self, tails: dict[str, _Tail]) -> None:
         """Add what other processes stored to these caches, in one round trip.

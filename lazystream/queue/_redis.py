@@ -34,7 +34,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,7 +43,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..events import TERMINAL, Event
-from ._backend import TOMBSTONES, Backend, QueueBusy, Row, StorageError, Stored, make_event
+from ._backend import TOMBSTONES, Announced, Backend, QueueBusy, Row, StorageError, Stored, make_event
 
 __all__ = ["RedisBackend", "redact"]
 
@@ -52,39 +52,66 @@ T = TypeVar("T")
 _HEARTBEAT_EVERY = 1.0      # s between a process's heartbeats
 _HEARTBEAT_TTL = 3.0        # a process silent this long is gone
 _READ_CHUNK = 1000
+_PACK = json.JSONEncoder(ensure_ascii=False).encode   # built once (see _backend._STRICT)
 _DRAIN = 10_000             # pub/sub messages merged into one on_change call, at most
+# Characters of events a store's message carries (readers elsewhere then need no read);
+# the rest is only named. Bounded: Redis drops a subscriber 32 MB behind.
+_SHARE = 256 * 1024
 
-# One session's rows of a batch, stored at most once per (writer, batch). The ``#!lua``
-# line makes Redis refuse the whole script when out of memory, instead of half-way.
-# KEYS: log meta cur seen ended; ARGV: owner batch pid host ttl_ms sid end_ts status, rows…
+# A batch: each session's rows stored at most once per (writer, batch), then one message
+# on the channel announcing them. The ``#!lua`` line makes Redis refuse the whole script
+# when out of memory, instead of half-way. KEYS: seen ended; ARGV: owner batch pid host
+# ttl_ms channel prefix, then two per session: its sid and a JSON array [end_ts, status,
+# count, q, k, n, d, t, q, …] — count how many events, or '' to leave them out of the
+# message. (Few arguments: redis-py packs each in Python, and eight per session cost
+# more than its events. The session's keys are built here, from the prefix.) Returns each
+# session's first seq. The message is NUL-separated (no sid, queue or owner holds a NUL):
+# the owner, then per session its sid, first seq, count ('' when left out) and that JSON
+# array (or ''); published by the script, so messages come in commit order.
 _WRITE = """#!lua
-local done = redis.call('HGET', KEYS[2], 'b:' .. ARGV[1])
-if done then
-  local b, first = string.match(done, '(%d+) (%d+)')
-  if tonumber(b) == tonumber(ARGV[2]) then return tonumber(first) end
+local owner, batch, ttl, prefix = ARGV[1], ARGV[2], ARGV[5], ARGV[7]
+local firsts, msg = {}, {owner}
+for a = 8, #ARGV, 2 do
+  local sid = ARGV[a]
+  local base = prefix .. ':{' .. sid .. '}:'
+  local log, meta = base .. 'log', base .. 'meta'
+  local rows = cjson.decode(ARGV[a + 1])
+  local first = nil
+  local done = redis.call('HGET', meta, 'b:' .. owner)
+  if done then
+    local b, f = string.match(done, '(%d+) (%d+)')
+    if tonumber(b) == tonumber(batch) then first = f end
+  end
+  if not first then
+    if redis.call('HEXISTS', meta, 'pruned') == 1 then redis.call('DEL', meta) end
+    for i = 4, #rows, 5 do
+      local id = redis.call('XADD', log, '0-*', 'q', rows[i], 'k', rows[i+1], 'n', rows[i+2], 'd', rows[i+3],
+                            't', rows[i+4])
+      if not first then first = string.sub(id, 3) end
+    end
+    if redis.call('HSETNX', meta, 'owner', owner) == 1 then
+      redis.call('HSET', meta, 'pid', ARGV[3], 'host', ARGV[4], 'started', rows[8])
+    end
+    redis.call('HSET', meta, 'b:' .. owner, batch .. ' ' .. first)
+    if rows[1] ~= '' then
+      redis.call('HSET', meta, 'ended', rows[1], 'status', rows[2])
+      redis.call('ZADD', KEYS[2], rows[1], sid)
+      redis.call('ZREM', KEYS[1], sid)
+    elseif redis.call('HEXISTS', meta, 'ended') == 0 then
+      redis.call('ZADD', KEYS[1], rows[#rows], sid)
+    end
+    redis.call('PEXPIRE', log, ttl)
+    redis.call('PEXPIRE', meta, ttl)
+    redis.call('PEXPIRE', base .. 'cur', ttl)
+  end
+  firsts[#firsts + 1] = tonumber(first)
+  msg[#msg + 1] = sid
+  msg[#msg + 1] = first
+  msg[#msg + 1] = rows[3]
+  msg[#msg + 1] = rows[3] ~= '' and ARGV[a + 1] or ''
 end
-if redis.call('HEXISTS', KEYS[2], 'pruned') == 1 then redis.call('DEL', KEYS[2]) end
-local first = nil
-for i = 9, #ARGV, 5 do
-  local id = redis.call('XADD', KEYS[1], '0-*', 'q', ARGV[i], 'k', ARGV[i+1], 'n', ARGV[i+2], 'd', ARGV[i+3],
-                        't', ARGV[i+4])
-  if not first then first = string.sub(id, 3) end
-end
-if redis.call('HSETNX', KEYS[2], 'owner', ARGV[1]) == 1 then
-  redis.call('HSET', KEYS[2], 'pid', ARGV[3], 'host', ARGV[4], 'started', ARGV[13])
-end
-redis.call('HSET', KEYS[2], 'b:' .. ARGV[1], ARGV[2] .. ' ' .. first)
-if ARGV[7] ~= '' then
-  redis.call('HSET', KEYS[2], 'ended', ARGV[7], 'status', ARGV[8])
-  redis.call('ZADD', KEYS[5], ARGV[7], ARGV[6])
-  redis.call('ZREM', KEYS[4], ARGV[6])
-elseif redis.call('HEXISTS', KEYS[2], 'ended') == 0 then
-  redis.call('ZADD', KEYS[4], ARGV[#ARGV], ARGV[6])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-redis.call('PEXPIRE', KEYS[3], ARGV[5])
-return tonumber(first)
+redis.call('PUBLISH', ARGV[6], table.concat(msg, '\\0'))
+return firsts
 """
 
 # KEYS: logs; ARGV: after (one per log), count. Each log's entries after its seq, at most
@@ -310,19 +337,22 @@ class RedisBackend(Backend):
         host, pid = socket.gethostname(), os.getpid()
 
         def send() -> list:
-            pipe = self._client.pipeline(transaction=False)
+            args: list[Any] = [owner, number, pid, host, self._ttl_ms, self._channel, self.prefix]
+            shared = 0
             for sid, idx in groups.items():
-                end_ts, status = "", ""
-                args: list[Any] = [owner, number, pid, host, self._ttl_ms, sid, "", ""]
+                flat: list[Any] = ["", "", str(len(idx))]
                 for i in idx:
                     _, queue, kind, ns, data, ts = rows[i]
                     if kind == TERMINAL:
-                        end_ts, status = repr(ts), _status_of(data)
-                    args += (queue, kind, ns, data, repr(ts))
-                args[6], args[7] = end_ts, status
-                self._write(keys=self._keys(sid), args=args, client=pipe)
-            pipe.publish(self._channel, owner + "\n" + "\n".join(groups))
-            return pipe.execute()
+                        flat[0], flat[1] = repr(ts), _status_of(data)
+                    flat += (queue, kind, ns, data, repr(ts))
+                text = _PACK(flat)
+                shared += len(text)
+                if shared > _SHARE:   # too much for the message: readers elsewhere read it
+                    flat[2] = ""
+                    text = _PACK(flat)
+                args += (sid, text)
+            return self._write(keys=self._keys("")[3:], args=args)
 
         try:
             firsts = self._call(send)
@@ -475,7 +505,7 @@ class RedisBackend(Backend):
         return len(doomed)
 
     # --- other processes --------------------------------------------------------------
-    def watch(self, on_change: Callable[[Iterable[str] | None], None]) -> None:
+    def watch(self, on_change: Callable[..., None]) -> None:
         """Subscribe to ``<prefix>:stored`` (confirmed before returning); a thread turns
         messages from other processes into ``on_change(sids)``, and a reconnection into
         ``on_change(None)``. Pub/sub loses messages only with the connection (also when
@@ -497,7 +527,22 @@ class RedisBackend(Backend):
             return pubsub
         return self._call(connect)
 
-    def _watch_loop(self, pubsub: Any, on_change: Callable[[Iterable[str] | None], None]) -> None:
+    def _heard(self, text: str, named: dict[str, _Announced | None]) -> None:
+        """Add a store's message to ``named``: sid -> its announced events, or ``None``
+        where they must be read (not carried, or not following what is already named)."""
+        parts = text.split("\0")
+        if parts[0] in self._owners:
+            return   # this process's own store: the hub has handed it over already
+        for i in range(1, len(parts) - 3, 4):
+            sid, first, count, rows = parts[i], int(parts[i + 1]), parts[i + 2], parts[i + 3]
+            if sid not in named:
+                named[sid] = _Announced(first, int(count), rows) if count else None
+            else:
+                known = named[sid]
+                if known is not None and not (count and known.extend(first, int(count), rows)):
+                    named[sid] = None
+
+    def _watch_loop(self, pubsub: Any, on_change: Callable[..., None]) -> None:
         while not self._stop.is_set():
             try:
                 message = pubsub.get_message(timeout=30)
@@ -511,21 +556,19 @@ class RedisBackend(Backend):
                 on_change(None)   # messages sent while we were away are lost
                 continue
             # Drain what else has arrived: under load one call names the sessions of many
-            # stores, and the hub brings them up to date in one round trip.
-            named: dict[str, None] = {}
+            # stores, and the hub brings them up to date at once.
+            named: dict[str, _Announced | None] = {}
             for _ in range(_DRAIN):
                 if message is None:
                     break
                 if message.get("type") == "message":
-                    writer, _, sids = message["data"].partition("\n")
-                    if writer not in self._owners:
-                        named.update(dict.fromkeys(sids.split("\n")))
+                    self._heard(message["data"], named)
                 try:
                     message = pubsub.get_message(timeout=0)
                 except Exception:  # noqa: BLE001 - the next blocking call reconnects
                     break
             if named:
-                on_change(named)
+                on_change(named, {sid: a for sid, a in named.items() if a is not None})
         if pubsub is not None:
             pubsub.close()
 
@@ -539,6 +582,35 @@ class RedisBackend(Backend):
         if self._heart is not None:
             self._heart.join(timeout=5)
         self._client.close()
+
+
+class _Announced(Announced):
+    """Events a store's message carried: runs of ``(first seq, JSON [end_ts, status,
+    count, q, k, n, d, t, …])``
+    (Redis numbers a session's entries one by one, so a run's seqs are first, first+1, …)."""
+
+    __slots__ = ("last", "runs")
+
+    def __init__(self, first: int, count: int, rows: str) -> None:
+        super().__init__(first - 1)
+        self.runs = [(first, rows)]
+        self.last = first + count - 1
+
+    def extend(self, first: int, count: int, rows: str) -> bool:
+        """Append the next message's run; False if it does not follow on (read instead)."""
+        if first != self.last + 1:
+            return False
+        self.runs.append((first, rows))
+        self.last = first + count - 1
+        return True
+
+    def rows(self) -> list[Stored]:
+        out: list[Stored] = []
+        for first, text in self.runs:
+            flat = json.loads(text)
+            out += [(first + k, flat[i], flat[i + 1], flat[i + 2], flat[i + 3], float(flat[i + 4]))
+                    for k, i in enumerate(range(3, len(flat), 5))]
+        return out
 
 
 def _status_of(data_json: str) -> str:
