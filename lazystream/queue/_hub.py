@@ -885,7 +885,7 @@ class Hub:
                 if not got:
                     continue
                 for row in got:
-                    tail.add((*row, None))
+                    tail.add((*row, None, 0))
                 self._cached += len(got)
                 tail.known = max(tail.known, got[-1][0])
                 tail.epoch = epoch
@@ -916,7 +916,7 @@ class Hub:
                     tail.epoch = -1
                     continue
                 for row in rows:
-                    tail.add((*row, None))
+                    tail.add((*row, None, 0))
                 self._cached += len(rows)
                 if rows:
                     tail.known = max(tail.known, rows[-1][0])
