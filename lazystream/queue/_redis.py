@@ -78,18 +78,19 @@ for a = 8, #ARGV, 2 do
   local rows = cjson.decode(ARGV[a + 1])
   local first = nil
   local done = redis.call('HGET', meta, 'b:' .. owner)
-  if done then
+  if done then   -- this writer wrote here before (a prune would have deleted the field)
     local b, f = string.match(done, '(%d+) (%d+)')
     if tonumber(b) == tonumber(batch) then first = f end
+  elseif redis.call('HEXISTS', meta, 'pruned') == 1 then
+    redis.call('DEL', meta)
   end
   if not first then
-    if redis.call('HEXISTS', meta, 'pruned') == 1 then redis.call('DEL', meta) end
     for i = 4, #rows, 5 do
       local id = redis.call('XADD', log, '0-*', 'q', rows[i], 'k', rows[i+1], 'n', rows[i+2], 'd', rows[i+3],
                             't', rows[i+4])
       if not first then first = string.sub(id, 3) end
     end
-    if redis.call('HSETNX', meta, 'owner', owner) == 1 then
+    if not done and redis.call('HSETNX', meta, 'owner', owner) == 1 then
       redis.call('HSET', meta, 'pid', ARGV[3], 'host', ARGV[4], 'started', rows[8])
     end
     redis.call('HSET', meta, 'b:' .. owner, batch .. ' ' .. first)
