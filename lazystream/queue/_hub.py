@@ -31,6 +31,7 @@ import threading
 import time
 import weakref
 from _thread import allocate_lock as _allocate_lock
+from asyncio.events import _get_running_loop as _running_loop
 from collections.abc import Iterable
 from typing import Any
 
@@ -54,6 +55,7 @@ LINGER_ALONE = 0.05            # s between two stores while only this process re
 MAX_PENDING = 5_000           # rows waiting in memory before producers wait
 BACKPRESSURE_TIMEOUT = 30.0    # s a producer waits above MAX_PENDING before StorageError
 CURSOR_PERSIST = 1.0           # s between lazy writes of moved dequeue cursors
+_CHUNK = 256                   # rows per store, at most
 _RETRY = (0.05, 2.0)           # back-off bounds while the store fails
 _MIN_WINDOW, _MAX_WINDOW = 128, 4_096   # events cached per session (fewer, the more sessions)
 _MAX_CACHED = 250_000           # events cached in all, at most
@@ -160,11 +162,16 @@ def _settle_all(futures: list[Any]) -> None:
 
 
 def _wake_futures(futures: list[Any]) -> None:
-    """Resolve coroutines' futures on their own loops: one thread-safe call per loop."""
+    """Resolve coroutines' futures on their own loops: directly on the loop running in
+    this thread (a producer coroutine), else one thread-safe call per loop."""
     by_loop: dict[Any, list[Any]] = {}
     for future in futures:
         by_loop.setdefault(future.get_loop(), []).append(future)
+    here = _running_loop()
     for loop, group in by_loop.items():
+        if loop is here:
+            _settle_all(group)
+            continue
         try:
             loop.call_soon_threadsafe(_settle_all, group)
         except RuntimeError:   # that loop is closed: nobody waits any more
@@ -273,12 +280,13 @@ class Hub:
             now = time.monotonic()
             if self._closed:   # after close (late atexit work): store it here and now
                 direct = True
-            elif not self._storing and self._writer is not None and (
+            elif not self._storing and self._writer is not None and _running_loop() is None and (
                     (self._pending and now - self._first_pending >= self._linger_now())
                     or (urgent and not self._pending and now - self._last_store >= self.linger)):
                 # The batch has lingered long enough, or a lone event after a quiet spell
                 # that a reader waits for: store it on this thread, which is awake anyway.
                 # That saves the writer thread's wake-up, and its CPU, at a model's pace.
+                # Never on an event loop's thread: a store would stall every coroutine.
                 direct = self._storing = True
             else:
                 direct = False
@@ -301,17 +309,31 @@ class Hub:
                     pend = self._pend[sid] = []
                 pend.append((0, queue, row[2], row[3], row[4], row[5], value, number))
             if direct:
-                batch, values = self._pending, self._values
-                self._pending, self._values = [], []
+                batch, values = self._take_batch()
             elif self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="lazystream-writer", daemon=True)
                 self._writer.start()
-            elif self._idle or (urgent and not self._urgent):
-                self._urgent = self._urgent or urgent
+            elif self._idle or (urgent and not self._urgent) or len(self._pending) == self.max_pending // 4:
+                # (a quarter of the bound: store now, long before producers must wait)
+                self._urgent = self._urgent or urgent or len(self._pending) >= self.max_pending // 4
                 self._work.notify()
         self._bump(((sid, queue), (sid, ANY)))
         if direct and not self._store(batch, values, {}) and self._closed:
             raise StorageError(f"{self._where()}: storing failed: {self._failure}") from self._failure
+
+    def _take_batch(self) -> tuple[list[Row], list[Any]]:
+        """Take the oldest pending rows, at most ``_CHUNK`` (holding ``_io``); the rest is
+        due at once. A store holds the GIL for parts of its work (encoding, the
+        handover): bounded chunks keep the pauses it makes for other threads short."""
+        if len(self._pending) <= _CHUNK:
+            batch, values = self._pending, self._values
+            self._pending, self._values = [], []
+        else:
+            batch, values = self._pending[:_CHUNK], self._values[:_CHUNK]
+            del self._pending[:_CHUNK], self._values[:_CHUNK]
+            self._urgent = True
+            self._work.notify()
+        return batch, values
 
     def _kick(self) -> None:
         """A reader waits for what this process has not stored yet: store now."""
@@ -382,10 +404,9 @@ class Hub:
                 closing = self._closed
                 while self._storing:   # a producer is storing a lone event: keep the order
                     self._done.wait(1.0)
-                batch, values = self._pending, self._values
-                self._pending, self._values = [], []
-                self._storing = True
                 self._urgent = False
+                batch, values = self._take_batch()
+                self._storing = True
             now = time.monotonic()
             cursors = self._take_dirty(now, force=closing) if batch or closing or \
                 now - self._last_persist >= CURSOR_PERSIST else {}
