@@ -7,8 +7,9 @@ Each call of the streamified program:
    session (``streamify-<uuid>``);
 2. the program's LM calls write ``lm_start`` / ``text`` / ``lm_end`` events and its status
    hooks write ``status`` events into that session (see ``lazystream.programs._run``);
-3. the generator reads the session with ``read_session`` (a blocking, notified read) and
-   yields ``StreamResponse``, ``StatusMessage`` and, last, the program's output.
+3. the generator follows the session with a ``LiveReader`` (a blocking, notified read
+   that sees the events before they are stored) and yields ``StreamResponse``,
+   ``StatusMessage`` and, last, the program's output.
 
 Leaving the generator early (``break``, ``aclose()``, garbage collection) cancels the run:
 the LM stops at its next token and closes its HTTP stream. The program's exception is
