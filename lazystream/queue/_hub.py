@@ -178,6 +178,10 @@ def _wake_futures(futures: list[Any]) -> None:
             pass
 
 
+def _number(rec: tuple) -> int:
+    return rec[7]
+
+
 def _project(kind: str, data: Any) -> Any:
     """The seed projection: a trace is read as its text."""
     return data["text"] if kind == "trace" and type(data) is dict and "text" in data else data
@@ -685,7 +689,7 @@ class Hub:
             recs = [rec for rec in stored if not 0 < rec[7] <= number]   # not those seen unstored
             pend = self._pend.get(sid)
             if pend:
-                recs += [rec for rec in pend if rec[7] > number]
+                recs += pend[bisect.bisect_right(pend, number, key=_number):]
         if stored:
             pos = stored[-1][0]
         if recs:
@@ -744,8 +748,8 @@ class Hub:
         pend = self._pend.get(sid)
         if not pend or (limit is not None and len(recs) >= limit):
             return recs
-        number = cursor.number
-        more = [rec for rec in pend if rec[7] > number and rec[1] == queue]
+        # (in append order: start after the cursor's number, not at the front)
+        more = [rec for rec in pend[bisect.bisect_right(pend, cursor.number, key=_number):] if rec[1] == queue]
         if more:
             recs = recs + (more if limit is None else more[:limit - len(recs)])
         return recs
