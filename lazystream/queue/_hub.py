@@ -56,6 +56,7 @@ MAX_PENDING = 5_000           # rows waiting in memory before producers wait
 BACKPRESSURE_TIMEOUT = 30.0    # s a producer waits above MAX_PENDING before StorageError
 CURSOR_PERSIST = 1.0           # s between lazy writes of moved dequeue cursors
 _CHUNK = 256                   # rows per store, at most
+_TICKING = 1.0                 # s after the last row during which the writer ticks, unwoken
 _RETRY = (0.05, 2.0)           # back-off bounds while the store fails
 _MIN_WINDOW, _MAX_WINDOW = 128, 4_096   # events cached per session (fewer, the more sessions)
 _MAX_CACHED = 250_000           # events cached in all, at most
@@ -241,6 +242,7 @@ class Hub:
         self._shared_now = True                # another process may read (Backend.shared)
         self._idle = False                     # the writer sleeps until a row wakes it
         self._first_pending = 0.0              # when the oldest pending row was appended
+        self._last_append = 0.0
         # reading
         self._mem = threading.Lock()          # caches and cursors
         self._handover = threading.Lock()     # a store and its handover to the caches
@@ -298,6 +300,7 @@ class Hub:
                     self._wait_for_room()
             if not self._pending:
                 self._first_pending = now
+            self._last_append = now
             self._pending.append(row)
             self._values.append(value)
             self._appended += 1
@@ -451,11 +454,17 @@ class Hub:
                 self._done.wait(min(1.0, chores))
             elif self._pending:
                 linger = self._linger_now()
+                # (while only this process reads, one linger more: producers store due
+                # batches themselves, the writer only what a quiet producer left)
                 due = self._first_pending + (linger if self._shared_now else 2 * linger)
                 wait = due - time.monotonic()
                 if self._urgent or wait <= 0:
                     return
                 self._work.wait(min(wait, chores))
+            elif not self._shared_now and time.monotonic() - self._last_append < _TICKING:
+                # Rows came lately: tick instead of sleeping until woken, so a producer
+                # at a model's pace never has to wake the writer.
+                self._work.wait(min(2 * self._linger_now(), chores))
             else:
                 self._idle = True
                 try:
