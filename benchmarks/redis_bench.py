@@ -247,6 +247,8 @@ def read(i):
             break
     results[i] = (got, lat)
 
+for i in range(first, first + count):
+    q.size(sid=f"{tag}-{i}")     # follow every session (claim its queue) before saying ready
 threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(first, first + count)]
 for t in threads:
     t.start()

@@ -20,8 +20,11 @@ Two sorted sets index sessions for ``expire``: ``<prefix>:seen`` (last write) an
 ``<prefix>:ended``. Each key also gets a TTL, a safety net for a Redis no lazystream
 process expires any more. A process refreshes ``<prefix>:hb:<owner>`` (TTL
 ``_HEARTBEAT_TTL``) every second once it writes or dequeues, so other hosts know it lives
-(``ProducerGone``, taking over a dead owner's queue). After each store a message on
-``<prefix>:stored`` names the sessions stored, waking readers in other processes.
+(``ProducerGone``, taking over a dead owner's queue). The script that stores a batch
+publishes one message on ``<prefix>:stored`` naming each session it wrote, with its first
+new seq and (up to ``_SHARE`` characters a message) the new events, so a reader process
+elsewhere adds them to its caches without a read (``Announced``) and reads the rest of
+what a message names with one ``read_many`` for all the sessions it follows.
 
 A lost connection is retried for ``LAZYSTREAM_REDIS_RECONNECT`` seconds (default 30),
 then ``StorageError`` names the URL (never its password) and the fix.
