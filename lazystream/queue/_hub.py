@@ -2,21 +2,27 @@
 
 What makes the queue cheap per token lives here, once for every backend:
 
-* **Group commit.** ``append`` puts an encoded row in a bounded list and returns; one
-  writer thread stores everything pending — across all sessions of the process — in one
-  ``Backend.store`` call, at most once per ``LINGER`` seconds. A lone event after a quiet
-  spell is stored at once, so the linger costs latency only under load.
+* **Group commit.** ``append`` puts an encoded row in a bounded list and returns. The
+  process's pending rows of all sessions are stored together, in one ``Backend.store``
+  call, once the oldest has waited ``LINGER`` (2 ms) while another
+  process may read the store (``Backend.shared``), ``LINGER_ALONE`` (50 ms) while only
+  this one reads. A producer stores a due batch on its own thread at its next row (it
+  is awake anyway); the writer thread stores what a producer that went quiet left. A
+  lone event after a quiet spell that some reader waits for is stored at once.
 * **Backpressure.** At most ``MAX_PENDING`` rows wait in memory. A producer above it
   waits for the writer; after ``BACKPRESSURE_TIMEOUT`` s it gets ``StorageError``.
 * **Failures are said, not swallowed.** When a store fails (a full disk), the batch stays
   pending and is retried with back-off until the store works again; meanwhile ``append``
   raises ``StorageError`` (that item was *not* taken) and ``flush`` raises after its
   timeout. Nothing whose ``append`` returned is dropped while the process lives.
-* **In-process delivery.** After each store the writer hands the stored events to a
-  bounded per-session cache, so readers of this process (``dequeue``, ``read_session``,
-  ``tail``, ``follow``) get them without a store round trip. A session's cache is
-  trusted only while no other process has stored anything since it was checked; else the
-  read goes to the store.
+* **In-process delivery.** Destructive readers of this process (``take``) and
+  ``read_live`` readers get a row the moment it is appended, before it is stored
+  (``_pend``); a store moves it into a bounded per-session cache, in the same step as it
+  moves the dequeue cursors past what was taken early, so nothing is handed out twice.
+  Readers of *stored* events (``read``: ``tail``, ``read_session``) read that cache
+  without a store round trip, and when they wait on a session they make its pending rows
+  be stored at once. A session's cache is trusted only while no other process has stored
+  anything since it was checked; else the read goes to the store.
 * **Dequeue cursors in memory.** The first destructive read of ``(sid, queue)`` claims it
   for this process (``Backend.claim``, one round trip); afterwards a ``dequeue`` moves a
   cursor in memory, persisted lazily with the writer's batches (at most every
@@ -55,7 +61,6 @@ LINGER_ALONE = 0.05            # s between two stores while only this process re
 MAX_PENDING = 5_000           # rows waiting in memory before producers wait
 BACKPRESSURE_TIMEOUT = 30.0    # s a producer waits above MAX_PENDING before StorageError
 CURSOR_PERSIST = 1.0           # s between lazy writes of moved dequeue cursors
-_CHUNK = 256                   # rows per store, at most
 _TICKING = 1.0                 # s after the last row during which the writer ticks, unwoken
 _RETRY = (0.05, 2.0)           # back-off bounds while the store fails
 _MIN_WINDOW, _MAX_WINDOW = 128, 4_096   # events cached per session (fewer, the more sessions)
@@ -329,17 +334,9 @@ class Hub:
             raise StorageError(f"{self._where()}: storing failed: {self._failure}") from self._failure
 
     def _take_batch(self) -> tuple[list[Row], list[Any]]:
-        """Take the oldest pending rows, at most ``_CHUNK`` (holding ``_io``); the rest is
-        due at once. A store holds the GIL for parts of its work (encoding, the
-        handover): bounded chunks keep the pauses it makes for other threads short."""
-        if len(self._pending) <= _CHUNK:
-            batch, values = self._pending, self._values
-            self._pending, self._values = [], []
-        else:
-            batch, values = self._pending[:_CHUNK], self._values[:_CHUNK]
-            del self._pending[:_CHUNK], self._values[:_CHUNK]
-            self._urgent = True
-            self._work.notify()
+        """Take every pending row (holding ``_io``)."""
+        batch, values = self._pending, self._values
+        self._pending, self._values = [], []
         return batch, values
 
     def _kick(self) -> None:
