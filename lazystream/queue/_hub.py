@@ -931,35 +931,39 @@ class Hub:
         A cache whose read failed, or that got a full window (there may be more), is
         distrusted: its readers read the store themselves and hear why it fails.
         """
-        with self._mem:
-            epoch = self._epoch
-            afters = {sid: tail.known for sid, tail in tails.items()}
-        try:
-            stored = self.backend.read_many(afters, _MAX_WINDOW)
-        except StorageError:
-            stored = {}
-        with self._mem:
-            window = max(_MIN_WINDOW, min(_MAX_WINDOW, _MAX_CACHED // (2 * max(1, len(self._tails)))))
-            for sid, tail in tails.items():
-                rows = stored.get(sid)
-                if self._tails.get(sid) is not tail or rows is None:
-                    tail.marks += 1
-                    tail.epoch = -1
-                    continue
-                for row in rows:
-                    tail.add((*row, None, 0))
-                self._cached += len(rows)
-                if rows:
-                    tail.known = max(tail.known, rows[-1][0])
-                if len(rows) >= _MAX_WINDOW:
-                    tail.marks += 1
-                    tail.epoch = -1
-                else:
-                    tail.epoch = epoch
-                if len(tail.recs) > window:
-                    self._cached -= tail.trim(window // 2)
-            if self._cached > _MAX_CACHED:
-                self._shrink()
+        # Under the handover lock, as every read that fills a cache: a row this process
+        # stored and has not handed over yet is not read here, so a reader never gets
+        # it both from the cache and from the rows taken before they were stored.
+        with self._handover:
+            with self._mem:
+                epoch = self._epoch
+                afters = {sid: tail.known for sid, tail in tails.items()}
+            try:
+                stored = self.backend.read_many(afters, _MAX_WINDOW)
+            except StorageError:
+                stored = {}
+            with self._mem:
+                window = max(_MIN_WINDOW, min(_MAX_WINDOW, _MAX_CACHED // (2 * max(1, len(self._tails)))))
+                for sid, tail in tails.items():
+                    rows = stored.get(sid)
+                    if self._tails.get(sid) is not tail or rows is None:
+                        tail.marks += 1
+                        tail.epoch = -1
+                        continue
+                    for row in rows:
+                        tail.add((*row, None, 0))
+                    self._cached += len(rows)
+                    if rows:
+                        tail.known = max(tail.known, rows[-1][0])
+                    if len(rows) >= _MAX_WINDOW:
+                        tail.marks += 1
+                        tail.epoch = -1
+                    else:
+                        tail.epoch = epoch
+                    if len(tail.recs) > window:
+                        self._cached -= tail.trim(window // 2)
+                if self._cached > _MAX_CACHED:
+                    self._shrink()
 
     def _start_watching(self) -> bool:
         """Hear other processes' stores from now on; True if this call started it.
