@@ -285,15 +285,18 @@ class Hub:
                     f"{self._where()}: storing fails ({self._failure}); this item was NOT taken; "
                     f"{len(self._pending)} taken earlier wait in memory and are retried until the store "
                     "works again (flush() waits for them)") from self._failure
-            # Someone waits for this session's *stored* events (a tail, another process):
-            # store without lingering.
-            urgent = self._shared_now or (sid, None) in self._waiting or (sid, None) in self._async_waiting
+            # A reader here waits for this session's *stored* events (a tail): store without
+            # lingering. Another process may read (shared): store a lone event at once.
+            stored_key = (sid, None)
+            waited = stored_key in self._waiting or stored_key in self._async_waiting
+            lone = waited or self._shared_now
             now = time.monotonic()
             if self._closed:   # after close (late atexit work): store it here and now
                 direct = True
-            elif not self._storing and self._writer is not None and _running_loop() is None and (
+            elif not self._storing and self._writer is not None and (
                     (self._pending and now - self._first_pending >= self._linger_now())
-                    or (urgent and not self._pending and now - self._last_store >= self.linger)):
+                    or (lone and not self._pending and now - self._last_store >= self.linger)) \
+                    and _running_loop() is None:
                 # The batch has lingered long enough, or a lone event after a quiet spell
                 # that a reader waits for: store it on this thread, which is awake anyway.
                 # That saves the writer thread's wake-up, and its CPU, at a model's pace.
@@ -325,9 +328,9 @@ class Hub:
             elif self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="lazystream-writer", daemon=True)
                 self._writer.start()
-            elif self._idle or (urgent and not self._urgent) or len(self._pending) == self.max_pending // 4:
-                # (a quarter of the bound: store now, long before producers must wait)
-                self._urgent = self._urgent or urgent or len(self._pending) >= self.max_pending // 4
+            elif waited or len(self._pending) >= self.max_pending // 4:
+                self._urge()   # (a quarter of the bound: long before producers must wait)
+            elif self._idle:
                 self._work.notify()
         self._bump(((sid, queue), (sid, ANY)))
         if direct and not self._store(batch, values, {}) and self._closed:
@@ -342,14 +345,18 @@ class Hub:
     def _kick(self) -> None:
         """A reader waits for what this process has not stored yet: store now."""
         with self._io:
-            if self._pending and not self._urgent:
-                self._urgent = True
-                self._work.notify()
+            if self._pending:
+                self._urge()
+
+    def _urge(self) -> None:
+        """Make the pending batch due at once (the caller holds ``_io``)."""
+        if not self._urgent:
+            self._urgent = True
+            self._work.notify()
 
     def _wait_for_room(self) -> None:
         deadline = time.monotonic() + BACKPRESSURE_TIMEOUT
-        self._urgent = True
-        self._work.notify()
+        self._urge()
         while len(self._pending) >= self.max_pending and self._failure is None and not self._closed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -372,9 +379,8 @@ class Hub:
         if upto <= self._stored:
             return
         with self._io:
-            if self._stored < upto and not self._urgent:
-                self._urgent = True
-                self._work.notify()
+            if self._stored < upto:
+                self._urge()
             while self._stored < upto and self._failure is None and self._writer is not None:
                 self._done.wait(1.0)
 
@@ -388,8 +394,7 @@ class Hub:
         with self._io:
             target = self._appended
             if self._stored < target:
-                self._urgent = True
-                self._work.notify()
+                self._urge()
             while self._stored < target:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
