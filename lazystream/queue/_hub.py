@@ -243,7 +243,8 @@ class Hub:
         self._last_expire = time.time()
         self._sid_upto: dict[str, int] = {}   # sid -> rows appended up to its latest
         self._cleared_at = 0
-        self._urgent = False                   # a reader waits for a store: do not linger
+        self._urgent = False                   # someone waits for a store (sync, flush): at once
+        self._hurry = False                    # a tail here waits on a pending row: LINGER, not LINGER_ALONE
         self._shared_now = True                # another process may read (Backend.shared)
         self._idle = False                     # the writer sleeps until a row wakes it
         self._first_pending = 0.0              # when the oldest pending row was appended
@@ -328,8 +329,11 @@ class Hub:
             elif self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="lazystream-writer", daemon=True)
                 self._writer.start()
-            elif waited or len(self._pending) >= self.max_pending // 4:
+            elif len(self._pending) >= self.max_pending // 4:
                 self._urge()   # (a quarter of the bound: long before producers must wait)
+            elif waited and not self._hurry:
+                self._hurry = True
+                self._work.notify()   # the writer re-reckons the batch's due time
             elif self._idle:
                 self._work.notify()
         self._bump(((sid, queue), (sid, ANY)))
@@ -413,7 +417,7 @@ class Hub:
                 closing = self._closed
                 while self._storing:   # a producer is storing a lone event: keep the order
                     self._done.wait(1.0)
-                self._urgent = False
+                self._urgent = self._hurry = False
                 batch, values = self._take_batch()
                 self._storing = True
             now = time.monotonic()
@@ -434,7 +438,7 @@ class Hub:
             self._maybe_expire()
 
     def _linger_now(self) -> float:
-        return self.linger if self._shared_now else self.linger_alone
+        return self.linger if self._shared_now or self._hurry else self.linger_alone
 
     def _await_batch(self) -> None:
         """Wait (holding ``_io``) until a batch is due, the process closes, or it is time
@@ -458,7 +462,7 @@ class Hub:
                 linger = self._linger_now()
                 # (while only this process reads, one linger more: producers store due
                 # batches themselves, the writer only what a quiet producer left)
-                due = self._first_pending + (linger if self._shared_now else 2 * linger)
+                due = self._first_pending + (linger if self._shared_now or self._hurry else 2 * linger)
                 wait = due - time.monotonic()
                 if self._urgent or wait <= 0:
                     return
