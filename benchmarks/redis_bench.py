@@ -227,8 +227,9 @@ print("done", flush=True)
 """
 
 _MANY_READER = """
-import json, sys, threading, time, lazystream
-first, count, per, tag, window = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+import asyncio, json, sys, threading, time, lazystream
+first, count, per, tag, window, mode = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4],
+                                        float(sys.argv[5]), sys.argv[6])
 q = lazystream.FileSystemQueue.get_instance("bench_many")
 results = {}
 
@@ -247,23 +248,123 @@ def read(i):
             break
     results[i] = (got, lat)
 
+async def aread(i):
+    sid, got, lat = f"{tag}-{i}", [], []
+    deadline = None
+    while len(got) < per:
+        items = await q.aget(timeout=1, sid=sid)
+        now = time.time()
+        for k, sent in items:
+            got.append(k)
+            lat.append(now - sent)
+        if deadline is None and got:
+            deadline = time.monotonic() + window
+        if deadline is not None and time.monotonic() > deadline:
+            break
+    results[i] = (got, lat)
+
 for i in range(first, first + count):
     q.size(sid=f"{tag}-{i}")     # follow every session (claim its queue) before saying ready
-threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(first, first + count)]
-for t in threads:
-    t.start()
-print("ready", flush=True)
-for t in threads:
-    t.join()
+if mode == "threads":
+    threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(first, first + count)]
+    for t in threads:
+        t.start()
+    print("ready", flush=True)
+    for t in threads:
+        t.join()
+else:
+    async def main():
+        tasks = [asyncio.ensure_future(aread(i)) for i in range(first, first + count)]
+        await asyncio.sleep(0)
+        print("ready", flush=True)
+        await asyncio.gather(*tasks)
+    asyncio.run(main())
 print(json.dumps(results), flush=True)
 """
 
 
-def many_sessions(env: dict[str, str], sessions: int, seconds: float, rate: float = 50.0) -> dict:
+_MANY_BARE_PRODUCER = """
+import json, sys, time, redis
+port, first, count, rate, seconds, tag = (int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]),
+                                          float(sys.argv[5]), sys.argv[6])
+r = redis.Redis(port=port)
+keys = [f"{tag}:{i}" for i in range(first, first + count)]
+input()
+start = time.perf_counter()
+for k in range(int(rate * seconds)):
+    while (d := start + k / rate - time.perf_counter()) > 0:
+        time.sleep(d)
+    pipe = r.pipeline(transaction=False)
+    for key in keys:
+        pipe.xadd(key, {"d": json.dumps([k, time.time()])})
+    pipe.execute()
+print("done", flush=True)
+"""
+
+_MANY_BARE_READER = """
+import json, sys, time, redis
+port, first, count, per, tag = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+r = redis.Redis(port=port)
+last = {f"{tag}:{i}": "0-0" for i in range(first, first + count)}
+got = {key: [] for key in last}
+lat = []
+r.ping()
+print("ready", flush=True)
+deadline = None
+while sum(map(len, got.values())) < count * per:
+    for key, entries in r.xread(last, count=10_000, block=1000) or []:
+        now = time.time()
+        key = key.decode()
+        for eid, fields in entries:
+            k, sent = json.loads(fields[b"d"])
+            got[key].append(k)
+            lat.append(now - sent)
+        last[key] = entries[-1][0]
+    if deadline is None and lat:
+        deadline = time.monotonic() + float(sys.argv[6])
+    if deadline is not None and time.monotonic() > deadline:
+        break
+print(json.dumps({"got": list(got.values()), "lat": lat}), flush=True)
+"""
+
+
+def many_sessions_bare(port: int, sessions: int, seconds: float, rate: float = 50.0) -> dict:
+    """(c) with redis-py alone, the floor on this machine: each producer pipelines one XADD
+    per session per tick; each reader multiplexes its sessions in one ``XREAD BLOCK``."""
+    tag, per, half = f"manybare{time.monotonic_ns()}", int(rate * seconds), sessions // 2
+    spans = [(0, half), (half, sessions - half)]
+    readers = [subprocess.Popen([sys.executable, "-c", _MANY_BARE_READER, str(port), str(a), str(c), str(per), tag,
+                                 str(seconds + 10)], text=True, stdout=subprocess.PIPE) for a, c in spans]
+    for r in readers:
+        assert r.stdout.readline().strip() == "ready"
+    producers = [subprocess.Popen([sys.executable, "-c", _MANY_BARE_PRODUCER, str(port), str(a), str(c), str(rate),
+                                   str(seconds), tag], text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                 for a, c in spans]
+    for p in producers:
+        p.stdin.write("\n")
+        p.stdin.flush()
+    for p in producers:
+        p.communicate(timeout=seconds + 120)
+    got: list[list[int]] = []
+    lats: list[float] = []
+    for r in readers:
+        out, _ = r.communicate(timeout=seconds + 120)
+        result = json.loads(out)
+        got += result["got"]
+        lats += result["lat"]
+    redis.Redis(port=port).flushdb()
+    return _many_result(sessions, per, dict(enumerate(got)), lats)
+
+
+def many_sessions(env: dict[str, str], sessions: int, seconds: float, rate: float = 50.0,
+                  readers_as: str = "threads") -> dict:
+    """``readers_as``: "threads" (a thread per session, ``get``) or "async" (one event loop
+    per reader process, a coroutine per session awaiting ``aget``, as an async web server
+    reads its clients' sessions)."""
     tag, per, half = f"many{time.monotonic_ns()}", int(rate * seconds), sessions // 2
     spans = [(0, half), (half, sessions - half)]
     readers = [subprocess.Popen([sys.executable, "-c", _MANY_READER, str(a), str(c), str(per), tag,
-                                 str(seconds + 10)], env=dict(os.environ, **env), text=True,
+                                 str(seconds + 10), readers_as], env=dict(os.environ, **env), text=True,
                                 stdout=subprocess.PIPE) for a, c in spans]
     for r in readers:
         assert r.stdout.readline().strip() == "ready"
@@ -282,6 +383,10 @@ def many_sessions(env: dict[str, str], sessions: int, seconds: float, rate: floa
         for i, (ks, lat) in json.loads(out).items():
             got[int(i)] = ks
             lats += lat
+    return _many_result(sessions, per, got, lats)
+
+
+def _many_result(sessions: int, per: int, got: dict[int, list], lats: list[float]) -> dict:
     lost = sum(per - len(set(ks)) for ks in got.values()) + per * (sessions - len(got))
     dup = sum(len(ks) - len(set(ks)) for ks in got.values())
     reordered = sum(ks != sorted(ks) for ks in got.values())

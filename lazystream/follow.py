@@ -61,7 +61,7 @@ class _Follower:
             await self._b.wait_async(token, wait, self._key)
         return out
 
-    def _drain(self) -> tuple[tuple[int, int], list[tuple[str, list[Any]]]]:
+    def _drain(self) -> tuple[tuple[int, int, int], list[tuple[str, list[Any]]]]:
         token = self._b.generation(self._key)
         finished = self.future.done()
         out = []

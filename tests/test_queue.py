@@ -348,3 +348,25 @@ def test_a_store_of_the_previous_layout_is_started_over(tmp_path, monkeypatch):
         assert [e.data for e in read_session(sid)] == ["new", {"status": "ok"}]
     finally:
         q.reset()
+
+
+def test_a_store_elsewhere_that_names_a_session_wakes_its_readers_of_every_queue(backend_kind):
+    """Another process stored in a session without saying which queues: a reader of one of
+    its queues, awaiting or about to wait, is woken at once, not at its timeout."""
+    import asyncio
+
+    hub = lq.backend()
+    with session() as sid:
+        key = (sid, "lazy_stream")
+        hub.wait(hub.generation(key), 0, key)            # start hearing other processes
+        token = hub.generation(key)
+        hub._external([sid])
+        assert hub.generation(key) != token             # between check and wait: re-check
+
+        async def awaiting() -> None:
+            waiting = asyncio.ensure_future(hub.wait_async(hub.generation(key), 30, key))
+            await asyncio.sleep(0)                      # it now awaits the hub
+            threading.Thread(target=hub._external, args=([sid],)).start()
+            await asyncio.wait_for(waiting, 10)         # woken, not timed out
+
+        asyncio.run(awaiting())

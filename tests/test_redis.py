@@ -119,14 +119,28 @@ def test_keys_carry_the_prefix_and_expire(on_redis, redis_server):
     FileSystemQueue().enqueue("y", sid="open")
     lq.backend().sync()
     r = redis_server.client()
-    keys = sorted(k for k in r.keys(f"{on_redis}:*") if ":hb:" not in k)
+    keys = sorted(k for k in r.keys(f"{on_redis}:*") if ":hb:" not in k and ":batch:" not in k)
     assert keys == sorted([f"{on_redis}:{{{sid}}}:log", f"{on_redis}:{{{sid}}}:meta",
                            f"{on_redis}:{{open}}:log", f"{on_redis}:{{open}}:meta",
                            f"{on_redis}:seen", f"{on_redis}:ended"])
+    marks = r.keys(f"{on_redis}:batch:*")   # the writer's last batch, against re-sends
+    assert len(marks) == 1 and 86400 < r.ttl(marks[0]) <= 86400 + 3600
     assert r.zrange(f"{on_redis}:ended", 0, -1) == [sid]
     assert "open" in r.zrange(f"{on_redis}:seen", 0, -1)
     # expire() deletes on time; the TTL is a safety net past that (idle retention + 1 h)
     assert 86400 < r.ttl(f"{on_redis}:{{open}}:log") <= 86400 + 3600
+
+
+def test_a_batch_sent_again_after_a_lost_reply_is_stored_once(on_redis, redis_server):
+    store = lq.backend().backend
+    rows = [("resent-a", "lazy_stream", "token", "", '"x"', 1.0), ("resent-b", "lazy_stream", "token", "", '"y"', 1.0),
+            ("resent-a", "lazy_stream", "token", "", '"z"', 1.0)]
+    first = store._store_batch(rows, 7, "owner-1")
+    assert store._store_batch(rows, 7, "owner-1") == first            # the re-send: same seqs, no write
+    r = redis_server.client()
+    assert [r.xlen(f"{on_redis}:{{resent-{x}}}:log") for x in "ab"] == [2, 1]
+    later = store._store_batch(rows[:1], 8, "owner-1")               # the next batch is stored
+    assert later[0] > first[2] and r.xlen(f"{on_redis}:{{resent-a}}:log") == 3
 
 
 def test_a_pruned_session_keeps_a_tombstone_and_its_seqs_never_recur(on_redis):

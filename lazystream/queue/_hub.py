@@ -71,6 +71,10 @@ _IMMUTABLE = (str, int, float, bool, type(None))
 # on (``follow``, the seed's loop): woken by what is appended to any of them. A queue name
 # never holds NUL, so it cannot collide.
 ANY = "\0any"
+# The queue part of the key moved when another process stored in a session without
+# saying which queues: it is part of every token of that session, so a reader between
+# its check and its wait cannot miss such a store.
+_ELSEWHERE = "\0elsewhere"
 
 
 class _Tail:
@@ -829,9 +833,10 @@ class Hub:
     # only the readers of the keys it touched, so many sessions at once do not all wake on
     # every store. The global generation wakes everyone (other processes' stores, futures).
 
-    def generation(self, key: Key) -> tuple[int, int]:
+    def generation(self, key: Key) -> tuple[int, int, int]:
         """Return a token that changes whenever something may have been stored under ``key``."""
-        return self._global, self._key_generation.get(key, 0)
+        gens = self._key_generation
+        return self._global, gens.get(key, 0), gens.get((key[0], _ELSEWHERE), 0)
 
     def notify(self, keys: Iterable[Key] | None = None) -> None:
         """Wake the readers of ``keys`` and of their whole sessions, or every reader."""
@@ -904,10 +909,11 @@ class Hub:
         if len(carried) < len(tails):
             self._refresh({sid: tail for sid, tail in tails.items() if sid not in carried})
         # The other process did not say which queues: wake the readers of every queue of
-        # those sessions, not only those waiting on a whole session.
+        # those sessions, blocked or awaiting, and move the sessions' part of every token
+        # (a reader about to wait then re-checks instead).
         with self._wait_lock:
-            keys = [key for key in self._waiting if key[0] in wanted]
-        self.notify(keys + [(sid, None) for sid in wanted])
+            keys = [key for key in (*self._waiting, *self._async_waiting) if key[0] in wanted]
+        self.notify(keys + [(sid, _ELSEWHERE) for sid in wanted])
 
     def _apply(self, tails: dict[str, _Tail], carried: dict[str, Announced]) -> None:
         """Add announced events to the caches: each then holds every event up to the last
@@ -989,7 +995,7 @@ class Hub:
         self._external(None)
         return True
 
-    def wait(self, token: tuple[int, int], timeout: float | None, key: Key) -> None:
+    def wait(self, token: tuple[int, int, int], timeout: float | None, key: Key) -> None:
         """Block until ``generation(key)`` moves past ``token`` or ``timeout`` passes."""
         if self._start_watching():
             return   # one may have landed unannounced: the caller re-checks before blocking
@@ -998,7 +1004,7 @@ class Hub:
         waiter = _allocate_lock()
         waiter.acquire()
         with self._wait_lock:
-            if (self._global, self._key_generation.get(key, 0)) != token:
+            if self.generation(key) != token:
                 return
             self._waiting.setdefault(key, []).append(waiter)
         try:
@@ -1013,7 +1019,7 @@ class Hub:
                     if not locks:
                         del self._waiting[key]
 
-    async def wait_async(self, token: tuple[int, int], timeout: float | None, key: Key) -> None:
+    async def wait_async(self, token: tuple[int, int, int], timeout: float | None, key: Key) -> None:
         """``wait`` for coroutines: suspend (never block the loop) until ``generation(key)``
         moves past ``token`` or ``timeout`` passes. The writer thread resolves the
         awaited future through the loop's ``call_soon_threadsafe``, once per loop per store."""
@@ -1024,7 +1030,7 @@ class Hub:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         with self._wait_lock:
-            if (self._global, self._key_generation.get(key, 0)) != token:
+            if self.generation(key) != token:
                 return
             self._async_waiting.setdefault(key, []).append(future)
         if key[1] is None and not self.synced(key[0]):

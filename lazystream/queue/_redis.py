@@ -10,14 +10,14 @@ Keys of one session share a hash tag, ``<prefix>:{<sid>}:…``:
   (``XADD … 0-*``), so concurrent writers never collide and a seq is never reused while
   the key lives; fields ``q k n d t``: queue, kind, ns, data, ts;
 * ``…:meta`` — a hash: the first writer's ``owner`` (its heartbeat key), ``pid``, ``host``,
-  ``started``; ``ended`` and ``status`` once the ``end`` event is stored; ``b:<owner>``,
-  "<batch> <first seq>" of each writer's last stored batch, so a batch re-sent after a lost
-  reply is stored once; after ``expire``, only ``pruned``, ``ended``, ``status``;
+  ``started``; ``ended`` and ``status`` once the ``end`` event is stored; ``w:<owner>``
+  once that writer wrote here; after ``expire``, only ``pruned``, ``ended``, ``status``;
 * ``…:cur`` — a hash: each queue's persisted dequeue cursor (``c:<queue>``) and its
   owner (``o:<queue>``).
 
-Two sorted sets index sessions for ``expire``: ``<prefix>:seen`` (last write) and
-``<prefix>:ended``. Each key also gets a TTL, a safety net for a Redis no lazystream
+Two sorted sets index sessions for ``expire``: ``<prefix>:seen`` (last write, refreshed
+at most every ``_TOUCH_EVERY`` s) and ``<prefix>:ended``. ``<prefix>:batch:<owner>`` is a
+writer's last batch (see ``_WRITE``). Each key also gets a TTL, a safety net for a Redis no lazystream
 process expires any more. A process refreshes ``<prefix>:hb:<owner>`` (TTL
 ``_HEARTBEAT_TTL``) every second once it writes or dequeues, so other hosts know it lives
 (``ProducerGone``, taking over a dead owner's queue). The script that stores a batch
@@ -55,69 +55,89 @@ T = TypeVar("T")
 _HEARTBEAT_EVERY = 1.0      # s between a process's heartbeats
 _HEARTBEAT_TTL = 3.0        # a process silent this long is gone
 _READ_CHUNK = 1000
+_TOUCH_EVERY = 5.0          # s between refreshes of a written session's TTLs and idle-index place
+_MAX_TOUCHED = 100_000
 _PACK = json.JSONEncoder(ensure_ascii=False).encode   # built once (see _backend._STRICT)
 _DRAIN = 10_000             # pub/sub messages merged into one on_change call, at most
 # Characters of events a store's message carries (readers elsewhere then need no read);
 # the rest is only named. Bounded: Redis drops a subscriber 32 MB behind.
 _SHARE = 256 * 1024
 
-# A batch: each session's rows stored at most once per (writer, batch), then one message
-# on the channel announcing them. The ``#!lua`` line makes Redis refuse the whole script
-# when out of memory, instead of half-way. KEYS: seen ended; ARGV: owner batch pid host
-# ttl_ms channel prefix, then two per session: its sid and a JSON array [end_ts, status,
-# count, q, k, n, d, t, q, …] — count how many events, or '' to leave them out of the
-# message. (Few arguments: redis-py packs each in Python, and eight per session cost
-# more than its events. The session's keys are built here, from the prefix.) Returns each
-# session's first seq. The message is NUL-separated (no sid, queue or owner holds a NUL):
-# the owner, then per session its sid, first seq, count ('' when left out) and that JSON
-# array (or ''); published by the script, so messages come in commit order.
+# A batch: stored at most once per (writer, batch number), then one message on the channel
+# announcing it. The ``#!lua`` line makes Redis refuse the whole script when out of
+# memory, instead of half-way. KEYS: seen ended; ARGV: owner batch pid host ttl_ms channel
+# prefix, then three per session: its sid, '1' to refresh its TTLs and its place in the
+# idle index (the writer asks every ``_TOUCH_EVERY`` s, not per batch: that halves Redis's
+# work per event), and a JSON array [end_ts, status, count, q, k, n, d, t, q, …] — count
+# how many events, or '' to leave them out of the message. (Few arguments: redis-py packs
+# each in Python, and eight per session cost more than its events. The session's keys
+# are built here, from the prefix.) ``<prefix>:batch:<owner>`` holds the writer's last
+# batch number and its first seqs, so a batch re-sent after a lost reply is not stored
+# twice. Returns each session's first seq. The message is NUL-separated (no sid, queue or
+# owner holds a NUL): the owner, then per session its sid, first seq, count ('' when left
+# out) and that JSON array (or ''); published by the script, so messages come in commit
+# order.
 _WRITE = """#!lua
 local owner, batch, ttl, prefix = ARGV[1], ARGV[2], ARGV[5], ARGV[7]
-local firsts, msg = {}, {owner}
-for a = 8, #ARGV, 2 do
+local mark = prefix .. ':batch:' .. owner
+local last = redis.call('GET', mark)
+if last then
+  local b, list = string.match(last, '^(%d+) (.*)$')
+  if b == batch then   -- stored already: the reply was lost
+    local firsts = {}
+    for f in string.gmatch(list, '%d+') do firsts[#firsts + 1] = tonumber(f) end
+    return firsts
+  end
+end
+local firsts, texts, msg = {}, {}, {owner}
+for a = 8, #ARGV, 3 do
   local sid = ARGV[a]
   local base = prefix .. ':{' .. sid .. '}:'
   local log, meta = base .. 'log', base .. 'meta'
-  local rows = cjson.decode(ARGV[a + 1])
-  local first = nil
-  local done = redis.call('HGET', meta, 'b:' .. owner)
-  if done then   -- this writer wrote here before (a prune would have deleted the field)
-    local b, f = string.match(done, '(%d+) (%d+)')
-    if tonumber(b) == tonumber(batch) then first = f end
-  elseif redis.call('HEXISTS', meta, 'pruned') == 1 then
-    redis.call('DEL', meta)
-  end
-  if not first then
-    for i = 4, #rows, 5 do
-      local id = redis.call('XADD', log, '0-*', 'q', rows[i], 'k', rows[i+1], 'n', rows[i+2], 'd', rows[i+3],
-                            't', rows[i+4])
-      if not first then first = string.sub(id, 3) end
+  local rows = cjson.decode(ARGV[a + 2])
+  local touch = ARGV[a + 1] == '1'
+  local state = redis.call('HMGET', meta, 'w:' .. owner, 'ended')
+  if not state[1] then   -- new to this writer (a prune deletes the field)
+    if redis.call('HEXISTS', meta, 'pruned') == 1 then
+      redis.call('DEL', meta)
+      state[2] = false
     end
-    if not done and redis.call('HSETNX', meta, 'owner', owner) == 1 then
+    if redis.call('HSETNX', meta, 'owner', owner) == 1 then
       redis.call('HSET', meta, 'pid', ARGV[3], 'host', ARGV[4], 'started', rows[8])
     end
-    redis.call('HSET', meta, 'b:' .. owner, batch .. ' ' .. first)
-    if rows[1] ~= '' then
-      redis.call('HSET', meta, 'ended', rows[1], 'status', rows[2])
-      redis.call('ZADD', KEYS[2], rows[1], sid)
-      redis.call('ZREM', KEYS[1], sid)
-    elseif redis.call('HEXISTS', meta, 'ended') == 0 then
-      redis.call('ZADD', KEYS[1], rows[#rows], sid)
-    end
+    redis.call('HSET', meta, 'w:' .. owner, '1')
+    touch = true
+  end
+  local first = nil
+  for i = 4, #rows, 5 do
+    local id = redis.call('XADD', log, '0-*', 'q', rows[i], 'k', rows[i+1], 'n', rows[i+2], 'd', rows[i+3],
+                          't', rows[i+4])
+    if not first then first = string.sub(id, 3) end
+  end
+  if rows[1] ~= '' then
+    redis.call('HSET', meta, 'ended', rows[1], 'status', rows[2])
+    redis.call('ZADD', KEYS[2], rows[1], sid)
+    redis.call('ZREM', KEYS[1], sid)
+    touch = true
+  elseif touch and not state[2] then
+    redis.call('ZADD', KEYS[1], rows[#rows], sid)
+  end
+  if touch then
     redis.call('PEXPIRE', log, ttl)
     redis.call('PEXPIRE', meta, ttl)
     redis.call('PEXPIRE', base .. 'cur', ttl)
   end
   firsts[#firsts + 1] = tonumber(first)
+  texts[#texts + 1] = first
   msg[#msg + 1] = sid
   msg[#msg + 1] = first
   msg[#msg + 1] = rows[3]
-  msg[#msg + 1] = rows[3] ~= '' and ARGV[a + 1] or ''
+  msg[#msg + 1] = rows[3] ~= '' and ARGV[a + 2] or ''
 end
+redis.call('SET', mark, batch .. ' ' .. table.concat(texts, ' '), 'PX', ttl)
 redis.call('PUBLISH', ARGV[6], table.concat(msg, '\\0'))
 return firsts
 """
-
 # KEYS: logs; ARGV: after (one per log), count. Each log's entries after its seq, at most
 # count, as one JSON array ``[id, q, k, n, d, t, id, …]`` ('' when none): a client parses
 # one string per session instead of a dozen protocol items per event.
@@ -236,6 +256,7 @@ class RedisBackend(Backend):
         self._heart: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._touched: dict[str, float] = {}   # sid -> when this writer last refreshed its TTLs
 
     # --- keys and connection --------------------------------------------------------
     def _keys(self, sid: str) -> list[str]:
@@ -345,6 +366,7 @@ class RedisBackend(Backend):
             shared = 0
             for sid, idx in groups.items():
                 flat: list[Any] = ["", "", str(len(idx))]
+                touch = "1" if now - touched.get(sid, -_TOUCH_EVERY) >= _TOUCH_EVERY else ""
                 for i in idx:
                     _, queue, kind, ns, data, ts = rows[i]
                     if kind == TERMINAL:
@@ -355,8 +377,10 @@ class RedisBackend(Backend):
                 if shared > _SHARE:   # too much for the message: readers elsewhere read it
                     flat[2] = ""
                     text = _PACK(flat)
-                args += (sid, text)
+                args += (sid, touch, text)
             return self._write(keys=self._keys("")[3:], args=args)
+
+        touched, now = self._touched, time.monotonic()
 
         try:
             firsts = self._call(send)
@@ -365,6 +389,11 @@ class RedisBackend(Backend):
             self._failing(owner)
             raise
         self._storing.set()
+        if len(touched) > _MAX_TOUCHED:
+            touched.clear()   # bounded: a session forgotten is merely refreshed once more
+        for sid in groups:
+            if now - touched.get(sid, -_TOUCH_EVERY) >= _TOUCH_EVERY:
+                touched[sid] = now
         seqs = [0] * len(rows)
         for (sid, idx), first in zip(groups.items(), firsts):
             for k, i in enumerate(idx):
