@@ -463,13 +463,17 @@ def main() -> None:
         rows.append(("(b) 200 tok/s, reader in another process, Redis", f"p50 {pct(lat_r, 50) * 1e3:.2f} ms",
                      f"p99 {pct(lat_r, 99) * 1e3:.2f} ms (target p50 <=1, p99 <=5)"))
 
-        for kind, env in (("SQLite", use("sqlite", url)), ("Redis", use("redis", url))):
-            m = many_sessions(env, MANY, MANY_SECONDS)
-            rows.append((f"(c) {MANY:,} sessions x 50 tok/s x {MANY_SECONDS:g} s, 2+2 processes, {kind}",
+        def many_row(label: str, m: dict) -> None:
+            rows.append((f"(c) {MANY:,} sessions x 50 tok/s x {MANY_SECONDS:g} s, 2+2 processes, {label}",
                          f"{m['within_100ms'] * 100:.1f} % within 100 ms",
                          f"sent {m['sent']:,}, delivered {m['delivered']:,}, lost {m['lost']}, duplicated "
                          f"{m['dup']}, reordered {m['reordered']}, p50 {m['p50'] * 1e3:.1f} ms, "
                          f"p99 {m['p99'] * 1e3:.1f} ms (target >=95 %, 0 lost, p99 <=100 ms)"))
+
+        many_row("bare redis-py (the floor)", many_sessions_bare(port, MANY, MANY_SECONDS))
+        for kind, env in (("SQLite", use("sqlite", url)), ("Redis", use("redis", url))):
+            for readers_as in ("threads", "async"):
+                many_row(f"{kind}, readers as {readers_as}", many_sessions(env, MANY, MANY_SECONDS, readers_as=readers_as))
 
         use("redis", url)
         cpu = idle_cpu(2.0)
