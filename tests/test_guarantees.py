@@ -222,6 +222,52 @@ def test_a_reader_that_never_blocks_still_sees_another_processes_writes(fresh_ho
     assert seen == ["from the child"]
 
 
+def test_a_commit_in_another_process_names_its_sessions_to_this_one(fresh_home):
+    """The watch names the sessions another process wrote, so only their caches are
+    refreshed and only their readers woken: "something changed" alone would have every
+    reader of the process read the file."""
+    hub = lq.backend()
+    heard, named = [], threading.Event()
+    real = hub._external
+
+    def spy(sids=None, announced=None):
+        heard.append(None if sids is None else sorted(sids))
+        if sids is not None and "written-there" in sids:
+            named.set()
+        return real(sids, announced)
+
+    hub._external = spy                 # before the hub starts listening
+    FileSystemQueue().get(timeout=0, sid="waits-here")   # start hearing other processes
+    child = _child("""
+        import lazystream
+        lazystream.FileSystemQueue().enqueue("from the child", sid="written-there")
+    """, fresh_home)
+    child.communicate(timeout=60)
+    assert child.returncode == 0
+    assert named.wait(30)
+    assert heard[1:] == [["written-there"]] * (len(heard) - 1)   # after the start, only that one
+    assert FileSystemQueue().dequeue(sid="written-there") == ["from the child"]
+
+
+def test_sqlite_read_many_returns_what_one_read_per_session_does(fresh_home, monkeypatch):
+    from lazystream.queue import _sqlite
+    from lazystream.queue._backend import Backend
+
+    q = FileSystemQueue()
+    for i in range(30):
+        q.enqueue(f"a{i}", sid="many-a")
+        q.enqueue(f"b{i}", sid="many-b")
+        if i % 3 == 0:
+            q.enqueue(f"c{i}", sid="many-c")
+    lq.flush()
+    store = lq.backend().backend
+    monkeypatch.setattr(_sqlite, "_SCAN", 20)   # many-a reads past the scan: a query of its own
+    afters = {"many-a": 0, "many-b": store.read("many-b", None, 0, None)[20].seq, "many-c": 0, "no-such": 0}
+    for limit in (5, 4096):
+        assert store.read_many(afters, limit) == Backend.read_many(store, afters, limit)
+    assert [len(rows) for rows in store.read_many(afters, 4096).values()] == [30, 9, 10, 0]
+
+
 def test_a_full_disk_is_said_at_once_and_recovered_from_when_space_returns(fresh_home):
     hub = lq.backend()
     q = FileSystemQueue.get_instance("disk")

@@ -7,7 +7,9 @@ index on the session would dirty a page per session in the batch. Reads of a ses
 scan the rowid range from ``max(after, the session's first seq)``: a live reader asks for
 the few rows since its last read; a reader starting from 0 pays one scan of the
 session's lifetime. Readers of other processes are woken by a datagram after each
-commit (``_wakeup.py``) and, as a safety net, by a slow ``PRAGMA data_version`` poll.
+commit (``_wakeup.py``) and, as a safety net, by a slow ``PRAGMA data_version`` poll;
+either makes the watch find, in one query, which sessions were written past what it
+named before, so the hub refreshes and wakes only those (``_changed``, ``read_many``).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from ._backend import (
     QueueBusy,
     Row,
     StorageError,
+    Stored,
     decode,
     decode_ns,
     owner_alive,
@@ -94,6 +97,11 @@ _INSERT_MANY_AUTO = ("INSERT INTO events (seq, session, queue, kind, ns, data, t
                      "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
                      "json_extract(value, '$[5]') FROM json_each(?1) ORDER BY key")
 _NEXT_SEQ = "SELECT MAX(IFNULL((SELECT MAX(seq) FROM events), 0), IFNULL((SELECT v FROM meta WHERE k = 'floor'), 0))"
+_TOP = "SELECT IFNULL(MAX(seq), 0) FROM events"
+_CHANGED = ("SELECT s.sid, MAX(e.seq) FROM events e JOIN sessions s ON s.id = e.session WHERE e.seq > ? "
+            "GROUP BY e.session")
+_IN_CHUNK = 500         # ids in one IN (...) list
+_SCAN = 100_000         # events read_many scans at most in one query, past the oldest cursor
 _SAFETY_POLL = 0.25     # s between data_version checks where datagrams wake us (Linux)
 _POLL = 0.005           # the same where nothing wakes us
 _SEEN_EVERY = 30.0      # s between updates of a session's last activity (idle retention)
@@ -125,8 +133,10 @@ class SqliteBackend(Backend):
         self._ids: dict[str, tuple[int, float]] = {}   # sid -> (session id, when resolved)
         self._seen: dict[int, float] = {}              # session id -> last activity, not yet written
         self._last_seen_write = time.monotonic()
-        self._wakeup = Wakeup(path + ".wake", lambda: self._on_change(None)) if Wakeup.available else None
+        self._wakeup = Wakeup(path + ".wake", self._changed) if Wakeup.available else None
         self._on_change: Callable[[Iterable[str] | None], None] = lambda sids: None
+        self._changes = threading.Lock()
+        self._horizon = 0   # every event with a seq up to this was named to the hub (watch)
         self._watching = False
         self._closed = False
         self._init_file()
@@ -399,9 +409,69 @@ class SqliteBackend(Backend):
             return
         self._watching = True
         self._on_change = on_change
+        # (Commits before this line are the caller's to re-read: the hub distrusts its
+        # caches once when it starts watching.)
+        try:
+            self._horizon = self._conn().execute(_TOP).fetchone()[0]
+        except sqlite3.Error:
+            pass   # (the store fails: so will the caller's next read, which says how)
         if self._wakeup is not None:
             self._wakeup.listen()
         threading.Thread(target=self._poll_loop, name="lazystream-poll", daemon=True).start()
+
+    def _changed(self) -> None:
+        """Another process committed: name to the hub the sessions written since the
+        last call, found with one query (seqs grow in commit order, so everything past
+        the horizon is new). The hub then brings only those sessions' caches up to date,
+        with one ``read_many``, and wakes only their readers: with many sessions read
+        here, "something changed" alone would have every reader read the file."""
+        with self._changes:
+            try:
+                changed = self._conn().execute(_CHANGED, (self._horizon,)).fetchall()
+            except sqlite3.Error:
+                changed = None
+            if changed:
+                self._horizon = max(self._horizon, max(top for _, top in changed))
+        if changed is None:
+            self._on_change(None)   # not known what: every cache is distrusted
+        elif changed:
+            self._on_change([sid for sid, _ in changed])
+
+    @_names_the_file
+    def read_many(self, afters: dict[str, int], limit: int) -> dict[str, list[Stored]]:
+        """One scan of the log's recent end for every session whose ``after`` lies in it
+        (sessions read continuously, the common case); a query of its own for the rest."""
+        conn = self._conn()
+        found: dict[int, tuple[str, int]] = {}   # session id -> (sid, after)
+        sids = list(afters)
+        for i in range(0, len(sids), _IN_CHUNK):
+            part = sids[i:i + _IN_CHUNK]
+            for session, sid, first in conn.execute(
+                    f"SELECT id, sid, first_seq FROM sessions WHERE sid IN ({','.join('?' * len(part))})", part):
+                found[session] = (sid, max(afters[sid], first - 1))
+        out: dict[str, list[Stored]] = {sid: [] for sid in afters}
+        if not found:
+            return out
+        top = conn.execute(_TOP).fetchone()[0]
+        near = {session: after for session, (_, after) in found.items() if top - after <= _SCAN}
+        for session, (sid, after) in found.items():
+            if session not in near:
+                out[sid] = [tuple(row) for row in conn.execute(
+                    "SELECT seq, queue, kind, ns, data, ts FROM events WHERE seq > ? AND session = ? "
+                    "ORDER BY seq LIMIT ?", (after, session, limit))]
+        if near:
+            ids = list(near)
+            for i in range(0, len(ids), _IN_CHUNK):
+                chunk = ids[i:i + _IN_CHUNK]
+                low = min(near[session] for session in chunk)
+                for seq, session, queue, kind, ns, data, ts in conn.execute(
+                        f"SELECT seq, session, queue, kind, ns, data, ts FROM events WHERE seq > ? AND session IN "
+                        f"({','.join('?' * len(chunk))}) ORDER BY seq", (low, *chunk)):
+                    if seq > near[session]:
+                        rows = out[found[session][0]]
+                        if len(rows) < limit:
+                            rows.append((seq, queue, kind, ns, data, ts))
+        return out
 
     def _poll_loop(self) -> None:
         """The safety net (and, off Linux, the only signal): notice other processes'
@@ -417,7 +487,7 @@ class SqliteBackend(Backend):
                     now = self._wconn.execute("PRAGMA data_version").fetchone()[0]
                 if now != version:
                     version = now
-                    self._on_change(None)
+                    self._changed()
         except sqlite3.Error:
             return
 
