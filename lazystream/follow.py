@@ -44,11 +44,15 @@ class _Follower:
         self.done = False
         self._b = backend()
         self._key = (self.sid, ANY)   # woken by what is appended to any of its queues
+        self._drained: tuple[int, int, int] | None = None   # the token of the last drain that found items
         future.add_done_callback(lambda _: self._b.notify((self._key,)))
 
     def step(self, wait: float | None) -> list[tuple[str, list[Any]]]:
         """Drain the queues, or wait up to ``wait`` s for something; re-raise the worker's
         exception after the last items (``done`` is then set)."""
+        token = self._unchanged()
+        if token is not None:
+            self._b.wait(token, wait, self._key)
         token, out = self._drain()
         if not out and not self.done:
             self._b.wait(token, wait, self._key)
@@ -56,10 +60,22 @@ class _Follower:
 
     async def astep(self, wait: float | None) -> list[tuple[str, list[Any]]]:
         """``step`` for coroutines: suspends on the hub, never blocks the loop."""
+        token = self._unchanged()
+        if token is not None:
+            await self._b.wait_async(token, wait, self._key)
         token, out = self._drain()
         if not out and not self.done:
             await self._b.wait_async(token, wait, self._key)
         return out
+
+    def _unchanged(self) -> tuple[int, int, int] | None:
+        """The last drain's token if nothing was appended or finished since it began:
+        the queues are then empty, so the reader waits without draining them first (one
+        pass per token instead of two, the thread's whole work after a wake-up)."""
+        token, self._drained = self._drained, None
+        if token is not None and self._b.generation(self._key) == token and not self.future.done():
+            return token
+        return None
 
     def _drain(self) -> tuple[tuple[int, int, int], list[tuple[str, list[Any]]]]:
         token = self._b.generation(self._key)
@@ -72,6 +88,8 @@ class _Follower:
         if finished and not out:
             self.done = True
             self.future.result()
+        if out:
+            self._drained = token
         return token, out
 
     def leave(self) -> None:

@@ -542,3 +542,24 @@ def test_a_live_reader_sees_unstored_rows_once_and_then_the_stored_ones_never_ag
         FileSystemQueue().enqueue("b")
         assert [e.data for e in reader.read(5)] == ["b"]
     assert [e.kind for e in reader.read(5)] == ["end"]
+
+
+def test_follow_drains_once_per_arrival_not_twice(monkeypatch):
+    """After a drain that found items, ``follow`` waits straight away when nothing came
+    since: the reader thread's whole work per token is one pass, not two."""
+    takes = _count(monkeypatch, lq.backend(), "take")
+    n, taken = 20, [threading.Event() for _ in range(20)]
+
+    def produce() -> None:
+        for i in range(n):
+            FileSystemQueue().enqueue(f"t{i}")
+            assert taken[i].wait(10)   # the next only once the reader has this one
+
+    got = []
+    with lazystream.ThreadPoolExecutor(1) as pool:
+        for _, items in lazystream.follow(pool.submit(produce)):
+            for item in items:
+                taken[int(item[1:])].set()
+            got += items
+    assert got == [f"t{i}" for i in range(n)]
+    assert takes[0] <= n + 3   # one per arrival, and a few at the start and the end (was 2n)
