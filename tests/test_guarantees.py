@@ -394,7 +394,7 @@ def test_import_lazystream_does_not_load_openai():
 
 def test_the_seeds_polling_loop_waits_instead_of_spinning(backend_kind):
     """``if q.dequeue(): … elif future.done(): break``, unchanged: a second empty dequeue
-    in a row waits for the session's next store or the future (at most 20 ms)."""
+    in a row waits for the session's next store or the future (at most 50 ms)."""
     release = threading.Event()
 
     def work():
