@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .queue import has_unread, wake
+from .queue import has_unread, wake, work_started
 from .runs import Run, current_run, report_error, run_call
 from .session import _sid, current_ns, current_sid, is_explicit
 
@@ -107,6 +107,7 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
         that this process has been dequeuing are empty (see ``_DrainedFuture``).
         """
         context = _carry()
+        sid = context[_sid]
         cell = None
         if self._lazystream_runs and current_run() is None and not current_ns():
             cell = _RunCell()
@@ -116,8 +117,9 @@ class ThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
             future = super().submit(context.run, _run_reporting, fn, args, kwargs)
         future.__class__ = _DrainedFuture   # same layout; only done() and cancel() differ
         assert isinstance(future, _DrainedFuture)
-        future._lazystream_sid = context[_sid]
+        future._lazystream_sid = sid
         future._lazystream_cell = cell
+        work_started(sid)
         future.add_done_callback(_wake_readers)   # a polling reader waiting in dequeue() checks done()
         return future
 

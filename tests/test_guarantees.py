@@ -418,6 +418,22 @@ def test_the_seeds_polling_loop_waits_instead_of_spinning(backend_kind):
     assert passes < 200, f"{passes} passes in 0.3 s: the loop spins"
 
 
+def test_an_empty_poll_waits_only_while_the_sessions_work_runs(monkeypatch, backend_kind):
+    """Once the session's pool work has finished (or where there was none), an empty
+    ``dequeue()`` returns at once: the seed's loop ends without waiting out the bound."""
+    waits = _count(monkeypatch, lq.backend(), "wait")
+    q = FileSystemQueue()
+    with lazystream.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(q.enqueue, "only")
+        assert future.result() is None
+        assert [q.dequeue() for _ in range(3)] == [["only"], [], []]
+        assert future.done()
+        assert [q.dequeue() for _ in range(20)] == [[]] * 20
+    with session():
+        assert [q.dequeue() for _ in range(20)] == [[]] * 20
+    assert waits[0] == 0, f"{waits[0]} empty polls waited with no work of the session running"
+
+
 def test_coroutines_read_without_a_thread_each(backend_kind):
     """``aget`` suspends on the hub (no thread per reader): 50 sessions on one loop."""
     import asyncio

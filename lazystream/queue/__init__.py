@@ -25,9 +25,11 @@ from ._front import (
     sessions,
     tail,
     wake,
+    work_started,
 )
 from ._hub import ANY
 
 __all__ = ["ANY", "Backend", "FileSystemQueue", "LiveReader", "ProducerGone", "QueueBusy", "SessionUnknown",
            "StorageError", "TailReader", "aread_session", "backend", "emit", "flush", "has_unread", "producer_gone",
-           "prune", "read_session", "reset", "sessions", "tail", "wake"]
+           "prune", "read_session", "reset", "sessions", "tail", "wake",
+           "work_started"]

@@ -336,16 +336,24 @@ class FileSystemQueue:
 
 # A polling loop (the seed's ``if q.dequeue(): … elif future.done(): break``) must not burn
 # a core. When this thread finds the session empty twice with nothing stored in between,
-# the second ``dequeue()`` waits (woken by the next store of the session or by its future
-# finishing, or anything appended to it) for at most _POLL_WAIT before it returns []. 50 ms:
-# at a model's pace (25 tok/s) a shorter bound wakes the loop more often than tokens come,
-# and every wake-up costs CPU (the loop cost 1.8-2.0x the raw client at 20 ms, 1.5-1.7x at
-# 50 ms); only a loop that also waits on something lazystream cannot signal notices the bound.
+# and work of the session submitted to a lazystream pool of this process is still running,
+# the second ``dequeue()`` waits (woken by the next store of the session or by that work
+# finishing) for at most _POLL_WAIT before it returns []. 50 ms: at a model's pace
+# (25 tok/s) a shorter bound wakes the loop more often than tokens come, and every wake-up
+# costs CPU (the loop cost 1.8-2.0x the raw client at 20 ms, 1.5-1.7x at 50 ms). With no
+# such work running there is nothing here to wait for: the loop's own ``done()`` is about
+# to end it, so an empty poll returns at once (a wait would only delay the end of the
+# loop by the bound).
 _POLL_WAIT = 0.05
 _poller = threading.local()
+# sid -> how many futures of the session's pool work are running in this process
+_working: dict[str, int] = {}
+_working_lock = threading.Lock()
 
 
 def _after_empty(b: Hub, sid: str, queue: str, limit: int | None) -> list[Any]:
+    if not _working.get(sid):
+        return []
     key = (sid, ANY)
     token = b.generation(key)
     if getattr(_poller, "last", None) != (sid, token):
@@ -357,8 +365,20 @@ def _after_empty(b: Hub, sid: str, queue: str, limit: int | None) -> list[Any]:
     return items
 
 
+def work_started(sid: str) -> None:
+    """Count a future of ``sid``'s work as running (a polling reader may wait for it)."""
+    with _working_lock:
+        _working[sid] = _working.get(sid, 0) + 1
+
+
 def wake(sid: str) -> None:
-    """Wake this process's readers of ``sid`` (a future of its work finished)."""
+    """A future of ``sid``'s work finished: stop counting it, wake the session's readers."""
+    with _working_lock:
+        left = _working.get(sid, 0) - 1
+        if left > 0:
+            _working[sid] = left
+        else:
+            _working.pop(sid, None)
     if _backend is not None:
         _backend.notify(((sid, None),))
 
