@@ -225,7 +225,8 @@ def test_a_reader_that_never_blocks_still_sees_another_processes_writes(fresh_ho
 def test_a_commit_in_another_process_names_its_sessions_to_this_one(fresh_home):
     """The watch names the sessions another process wrote, so only their caches are
     refreshed and only their readers woken: "something changed" alone would have every
-    reader of the process read the file."""
+    reader of the process read the file. The sessions this process wrote are not named
+    (nor scanned for) again."""
     hub = lq.backend()
     heard, named = [], threading.Event()
     real = hub._external
@@ -238,6 +239,9 @@ def test_a_commit_in_another_process_names_its_sessions_to_this_one(fresh_home):
 
     hub._external = spy                 # before the hub starts listening
     FileSystemQueue().get(timeout=0, sid="waits-here")   # start hearing other processes
+    for i in range(20):                 # what this process writes itself is never named to it
+        FileSystemQueue().enqueue(i, sid=f"written-here-{i % 4}")
+        lq.flush()
     child = _child("""
         import lazystream
         lazystream.FileSystemQueue().enqueue("from the child", sid="written-there")

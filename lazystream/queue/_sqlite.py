@@ -201,6 +201,7 @@ class SqliteBackend(Backend):
                         packed = json.dumps([(ids[r[0]],) + r[1:] for r in rows], ensure_ascii=False)
                         last = conn.execute(_INSERT_MANY_AUTO, (packed,)).lastrowid
                 assert last is not None   # an INSERT sets lastrowid
+                self._own(last - len(rows) + 1, last)
                 if self._wakeup is not None:
                     self._wakeup.ping_peers()
                 return list(range(last - len(rows) + 1, last + 1))
@@ -232,9 +233,20 @@ class SqliteBackend(Backend):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        if self._wakeup is not None and rows:
-            self._wakeup.ping_peers()
+        if rows:
+            self._own(base, base + len(rows) - 1)
+            if self._wakeup is not None:
+                self._wakeup.ping_peers()
         return list(range(base, base + len(rows)))
+
+    def _own(self, first: int, last: int) -> None:
+        """This process committed seqs ``first..last``: move the watch's horizon past them
+        when nothing of another process lies between (seqs grow in commit order). Else a
+        process that writes much and rarely hears from others would, at the next commit of
+        another process, have ``_changed`` scan (and name) everything it wrote itself."""
+        with self._changes:
+            if self._horizon >= first - 1:
+                self._horizon = max(self._horizon, last)
 
     def _known_ids(self, rows: list[Row], now: float) -> dict[str, int] | None:
         """The session ids of ``rows`` if every one is cached and fresh, else ``None``."""
