@@ -233,35 +233,34 @@ first, count, per, tag, window, mode = (int(sys.argv[1]), int(sys.argv[2]), int(
 q = lazystream.FileSystemQueue.get_instance("bench_many")
 results = {}
 
-def read(i):
-    sid, got, lat = f"{tag}-{i}", [], []
-    deadline = None
-    while len(got) < per:
-        items = q.get(timeout=1, sid=sid)
+class Reading:
+    # one session's reader: what it got, each item's latency, and when to stop
+    # (at `per` items, or `window` s after its first)
+
+    def __init__(self, i):
+        self.got, self.lat, self.deadline = [], [], None
+        results[i] = (self.got, self.lat)
+
+    def more(self):
+        return len(self.got) < per and (self.deadline is None or time.monotonic() <= self.deadline)
+
+    def took(self, items):
         now = time.time()
         for k, sent in items:
-            got.append(k)
-            lat.append(now - sent)
-        if deadline is None and got:
-            deadline = time.monotonic() + window
-        if deadline is not None and time.monotonic() > deadline:
-            break
-    results[i] = (got, lat)
+            self.got.append(k)
+            self.lat.append(now - sent)
+        if self.deadline is None and self.got:
+            self.deadline = time.monotonic() + window
+
+def read(i):
+    r = Reading(i)
+    while r.more():
+        r.took(q.get(timeout=1, sid=f"{tag}-{i}"))
 
 async def aread(i):
-    sid, got, lat = f"{tag}-{i}", [], []
-    deadline = None
-    while len(got) < per:
-        items = await q.aget(timeout=1, sid=sid)
-        now = time.time()
-        for k, sent in items:
-            got.append(k)
-            lat.append(now - sent)
-        if deadline is None and got:
-            deadline = time.monotonic() + window
-        if deadline is not None and time.monotonic() > deadline:
-            break
-    results[i] = (got, lat)
+    r = Reading(i)
+    while r.more():
+        r.took(await q.aget(timeout=1, sid=f"{tag}-{i}"))
 
 for i in range(first, first + count):
     q.size(sid=f"{tag}-{i}")     # follow every session (claim its queue) before saying ready
