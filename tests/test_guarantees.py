@@ -2,6 +2,7 @@
 stored when, what readers see after crashes, and what the data path costs per token."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -251,6 +252,28 @@ def test_a_commit_in_another_process_names_its_sessions_to_this_one(fresh_home):
     assert named.wait(30)
     assert heard[1:] == [["written-there"]] * (len(heard) - 1)   # after the start, only that one
     assert FileSystemQueue().dequeue(sid="written-there") == ["from the child"]
+
+
+def test_sqlite_batches_of_every_size_are_stored_in_order_with_contiguous_seqs(fresh_home, monkeypatch):
+    """The common batch binds its rows in one INSERT … FROM (VALUES …) of a power-of-two
+    size (padding dropped by its WHERE); past _VALUES_MAX rows it goes through json_each."""
+    from lazystream.queue import _sqlite
+
+    store, bound = lq.backend().backend, []
+    real = _sqlite._values_params
+    monkeypatch.setattr(_sqlite, "_values_params", lambda rows, ids: bound.append(len(rows)) or real(rows, ids))
+    store.store([("sizes", "q", "item", "[]", '"first"', 1.0)], {}, "test")   # the session's id is made here
+    sizes = (2, 3, 4, 5, 1000, _sqlite._VALUES_MAX, _sqlite._VALUES_MAX + 1)
+    expected = ['"first"']
+    for n in sizes:
+        rows = [("sizes", "q", "item", "[]", f'"{n}-{i}"', 2.0) for i in range(n)]
+        seqs = store.store(rows, {}, "test")
+        assert seqs == list(range(seqs[0], seqs[0] + n))
+        expected += [r[4] for r in rows]
+    assert bound == list(sizes[:-1])
+    events = store.read("sizes", None, 0, None)
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + len(expected)))
+    assert [json.dumps(e.data) for e in events] == expected
 
 
 def test_sqlite_read_many_returns_what_one_read_per_session_does(fresh_home, monkeypatch):

@@ -96,6 +96,34 @@ _INSERT_MANY_AUTO = ("INSERT INTO events (seq, session, queue, kind, ns, data, t
                      f"SELECT {_NEXT} + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'), "
                      "json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'), "
                      "json_extract(value, '$[5]') FROM json_each(?1) ORDER BY key")
+# The common batch binds its rows as parameters of one ``INSERT … SELECT … FROM (VALUES
+# …)``: binding costs ~0.7 µs a row where encoding the batch as JSON for ``json_each``
+# and extracting it again cost ~3.4 µs (and the encoding holds the GIL). One statement
+# per power-of-two size (so the sqlite3 module's statement cache keeps them prepared);
+# the rows past the batch are NULLs the WHERE drops. Bigger batches use ``json_each``.
+# rows; 6 parameters each stays under SQLite's limit of 32,766 parameters (999 before 3.32)
+_VALUES_MAX = 4096 if sqlite3.sqlite_version_info >= (3, 32, 0) else 128
+
+
+@functools.cache
+def _insert_values(size: int) -> str:
+    rows = ",".join(f"({k},?,?,?,?,?,?)" for k in range(size))
+    return ("INSERT INTO events (seq, session, queue, kind, ns, data, ts) "
+            f"SELECT {_NEXT} + column1, column2, column3, column4, column5, column6, column7 "
+            f"FROM (VALUES {rows}) WHERE column1 < ? ORDER BY column1")
+
+
+def _values_params(rows: list[Row], ids: dict[str, int]) -> tuple[str, list[Any]]:
+    """The statement and parameters that insert ``rows`` (2 ≤ len ≤ ``_VALUES_MAX``)."""
+    size = 1 << (len(rows) - 1).bit_length()
+    params: list[Any] = []
+    for r in rows:
+        params += (ids[r[0]], r[1], r[2], r[3], r[4], r[5])
+    params += [None] * (6 * (size - len(rows)))
+    params.append(len(rows))
+    return _insert_values(size), params
+
+
 _NEXT_SEQ = "SELECT MAX(IFNULL((SELECT MAX(seq) FROM events), 0), IFNULL((SELECT v FROM meta WHERE k = 'floor'), 0))"
 _TOP = "SELECT IFNULL(MAX(seq), 0) FROM events"
 _CHANGED = ("SELECT s.sid, MAX(e.seq) FROM events e JOIN sessions s ON s.id = e.session WHERE e.seq > ? "
@@ -197,6 +225,8 @@ class SqliteBackend(Backend):
                     if len(rows) == 1:
                         r = rows[0]
                         last = conn.execute(_INSERT_ONE_AUTO, (ids[r[0]], r[1], r[2], r[3], r[4], r[5])).lastrowid
+                    elif len(rows) <= _VALUES_MAX:
+                        last = conn.execute(*_values_params(rows, ids)).lastrowid
                     else:
                         packed = json.dumps([(ids[r[0]],) + r[1:] for r in rows], ensure_ascii=False)
                         last = conn.execute(_INSERT_MANY_AUTO, (packed,)).lastrowid
