@@ -67,6 +67,7 @@ _MIN_WINDOW, _MAX_WINDOW = 128, 4_096   # events cached per session (fewer, the 
 _MAX_CACHED = 250_000           # events cached in all, at most
 _MAX_KEYS = 100_000
 _IMMUTABLE = (str, int, float, bool, type(None))
+_NONE: list[Any] = []          # (never appended to: an empty default for pops)
 # The queue part of a key that a destructive reader of several queues of a session waits
 # on (``follow``, the seed's loop): woken by what is appended to any of them. A queue name
 # never holds NUL, so it cannot collide.
@@ -82,9 +83,10 @@ class _Tail:
 
     Kept as raw records ``(seq, queue, kind, ns_json, data_json, ts, value, number)`` —
     ``value`` the item itself when it was immutable, else ``None``; ``number`` the row's
-    append number when this process wrote it, else 0 — so handing a batch over costs a
-    tuple per row; readers decode only what they read, once. Rows appended here and not
-    stored yet are the same records with seq 0, in ``Hub._pend``.
+    append number when this process wrote it, else 0 — so readers decode only what they
+    read, once. Rows appended here and not stored yet are such records with seq 0, as
+    lists, in ``Hub._pend``: the store that caches them sets their seq in place and moves
+    the very same lists here, so handing a batch over makes no new record.
     """
 
     __slots__ = ("ended", "epoch", "floor", "known", "last_by_queue", "marks", "recs", "seqs", "sid")
@@ -118,6 +120,20 @@ class _Tail:
         if rec[2] == TERMINAL:
             self.ended = True
 
+    def extend(self, recs: list[list]) -> None:
+        """Add this process's records of one store, in seq order (already numbered)."""
+        if self.seqs and recs[0][0] <= self.seqs[-1]:   # another process stored in between
+            for rec in recs:
+                self.add(rec)
+            return
+        last_by_queue = self.last_by_queue
+        for rec in recs:   # (seqs grow: the last one of a queue wins)
+            last_by_queue[rec[1]] = rec[0]
+            if rec[2] == TERMINAL:
+                self.ended = True
+        self.recs += recs
+        self.seqs += [rec[0] for rec in recs]
+
     def trim(self, keep: int) -> int:
         """Drop the oldest events beyond ``keep``; return how many were dropped."""
         extra = len(self.recs) - keep
@@ -140,8 +156,8 @@ class _Tail:
                     break
         return out
 
-    def event(self, rec: tuple) -> Event:
-        return Event(rec[0], self.sid, rec[1], rec[2], decode_ns(rec[3]), _value(rec), rec[5])
+    def event(self, rec: tuple | list, seq: int | None = None) -> Event:
+        return Event(rec[0] if seq is None else seq, self.sid, rec[1], rec[2], decode_ns(rec[3]), _value(rec), rec[5])
 
 
 def _rec_of(event: Event) -> tuple:
@@ -236,7 +252,6 @@ class Hub:
         self._work = threading.Condition(self._io)
         self._done = threading.Condition(self._io)
         self._pending: list[Row] = []
-        self._values: list[Any] = []         # the item itself when immutable (no decode), else None
         self._appended = 0
         self._stored = 0
         self._failure: BaseException | None = None   # set while stores fail
@@ -267,7 +282,9 @@ class Hub:
         self._dirty: dict[tuple[str, str], int] = {}
         self._last_persist = 0.0
         # waiting
-        self._wait_lock = threading.Lock()
+        # The writing lock: an append moves its keys' generations and pops their waiters
+        # in the same critical section as it queues the row (one lock per row, not two).
+        self._wait_lock = self._io
         self._global = 0
         self._key_generation: dict[Key, int] = {}
         self._waiting: dict[Key, list[Any]] = {}   # key -> locks of blocked readers, held until woken
@@ -315,7 +332,6 @@ class Hub:
                 self._first_pending = now
             self._last_append = now
             self._pending.append(row)
-            self._values.append(value)
             self._appended += 1
             number = self._appended
             upto = self._sid_upto
@@ -327,9 +343,10 @@ class Hub:
                 pend = self._pend.get(sid)
                 if pend is None:
                     pend = self._pend[sid] = []
-                pend.append((0, queue, row[2], row[3], row[4], row[5], value, number))
+                # (a list: the store that takes it to the cache numbers it in place)
+                pend.append([0, queue, row[2], row[3], row[4], row[5], value, number])
             if direct:
-                batch, values = self._take_batch()
+                batch = self._take_batch()
             elif self._writer is None:
                 self._writer = threading.Thread(target=self._write_loop, name="lazystream-writer", daemon=True)
                 self._writer.start()
@@ -340,15 +357,32 @@ class Hub:
                 self._work.notify()   # the writer re-reckons the batch's due time
             elif self._idle:
                 self._work.notify()
-        self._bump(((sid, queue), (sid, ANY)))
-        if direct and not self._store(batch, values, {}) and self._closed:
+            # The bump of (sid, queue) and (sid, ANY), inline (see ``_bump``).
+            gens = self._key_generation
+            if len(gens) <= _MAX_KEYS:
+                key, every = (sid, queue), (sid, ANY)
+                gens[key] = gens.get(key, 0) + 1
+                gens[every] = gens.get(every, 0) + 1
+                released = (self._waiting.pop(key, _NONE) + self._waiting.pop(every, _NONE)) \
+                    if self._waiting else _NONE
+                woken = (self._async_waiting.pop(key, _NONE) + self._async_waiting.pop(every, _NONE)) \
+                    if self._async_waiting else _NONE
+            else:
+                released = woken = None
+        if released is None:
+            self._bump(((sid, queue), (sid, ANY)))
+        else:
+            for lock in released:
+                lock.release()
+            if woken:
+                _wake_futures(woken)
+        if direct and not self._store(batch, {}) and self._closed:
             raise StorageError(f"{self._where()}: storing failed: {self._failure}") from self._failure
 
-    def _take_batch(self) -> tuple[list[Row], list[Any]]:
+    def _take_batch(self) -> list[Row]:
         """Take every pending row (holding ``_io``)."""
-        batch, values = self._pending, self._values
-        self._pending, self._values = [], []
-        return batch, values
+        batch, self._pending = self._pending, []
+        return batch
 
     def _kick(self) -> None:
         """A reader waits for what this process has not stored yet: store now."""
@@ -422,7 +456,7 @@ class Hub:
                 while self._storing:   # a producer is storing a lone event: keep the order
                     self._done.wait(1.0)
                 self._urgent = self._hurry = False
-                batch, values = self._take_batch()
+                batch = self._take_batch()
                 self._storing = True
             now = time.monotonic()
             cursors = self._take_dirty(now, force=closing) if batch or closing or \
@@ -431,7 +465,7 @@ class Hub:
                 with self._io:
                     self._storing = False
             else:
-                if not self._store(batch, values, cursors):
+                if not self._store(batch, cursors):
                     delay = min(_RETRY[1], max(_RETRY[0], delay * 2))
                     time.sleep(delay)
                     continue
@@ -499,19 +533,18 @@ class Hub:
         self._last_persist = now
         return dirty
 
-    def _store(self, batch: list[Row], values: list[Any], cursors: dict[tuple[str, str], int]) -> bool:
+    def _store(self, batch: list[Row], cursors: dict[tuple[str, str], int]) -> bool:
         """Store one batch; on failure put it back in front and return False."""
         self._last_store = time.monotonic()
         try:
             with self._handover:
                 seqs = self.backend.store(batch, cursors, self.owner)
-                keys = self._hand_over(batch, values, seqs)
+                keys = self._hand_over(batch, seqs)
         except BaseException as e:  # noqa: BLE001 - kept, retried, and said to producers
             with self._io:
                 if batch:
                     self._first_pending = time.monotonic()
                 self._pending[:0] = batch
-                self._values[:0] = values
                 self._failure = e
                 self._storing = False
                 self._done.notify_all()
@@ -532,46 +565,75 @@ class Hub:
             self._shared_now = self.backend.shared()
         return True
 
-    def _hand_over(self, batch: list[Row], values: list[Any], seqs: list[int]) -> list[Key]:
+    def _hand_over(self, batch: list[Row], seqs: list[int]) -> list[Key]:
         """Move stored events from ``_pend`` to the caches; return the keys to wake.
 
         Only readers of stored events wait on those keys, ``(sid, None)``: destructive
         readers of this process took the rows when they were appended. A dequeue cursor
         that took a row before it was stored moves past its seq here, in the same step,
-        so a later read of the store cannot hand it out again."""
-        first = self._stored           # the batch's rows are appended numbers first+1, first+2, …
-        counts: dict[str, int] = {}
-        cursors, dirty = self._cursors, self._dirty
+        so a later read of the store cannot hand it out again.
+
+        The batch's rows are append numbers ``first+1 … first+len(batch)``, and each
+        session's share of them is the front of its ``_pend`` list: those records are
+        numbered in place and moved as they are, a session at a time (no new record,
+        no per-row dict work; this runs under ``_mem`` for every store)."""
+        first = self._stored
+        last, base = first + len(batch), first + 1
+        contiguous = bool(seqs) and seqs[-1] - seqs[0] == len(seqs) - 1
+        shift = seqs[0] - base if contiguous else 0
+        cursors = self._cursors
+        touched: list[str] = []
         with self._mem:
             tails, epoch, pend = self._tails, self._epoch, self._pend
-            for number, (row, value, seq) in enumerate(zip(batch, values, seqs), first + 1):
-                sid, queue, kind, ns, data, ts = row
+            for sid, recs in list(pend.items()):
+                k = bisect.bisect_right(recs, last, key=_number)
+                if not k:
+                    continue
+                chunk = recs[:k]
+                if k == len(recs):
+                    del pend[sid]
+                else:
+                    del recs[:k]
+                if contiguous:
+                    for rec in chunk:
+                        rec[0] = rec[7] + shift
+                else:
+                    for rec in chunk:
+                        rec[0] = seqs[rec[7] - base]
                 tail = tails.get(sid)
                 if tail is None:
-                    tail = tails[sid] = _Tail(sid, seq - 1, epoch)
-                tail.add((seq, queue, kind, ns, data, ts, value, number))
-                counts[sid] = counts.get(sid, 0) + 1
+                    tail = tails[sid] = _Tail(sid, chunk[0][0] - 1, epoch)
+                tail.extend(chunk)
+                touched.append(sid)
                 if cursors:
-                    cursor = cursors.get((sid, queue))
-                    if cursor is not None and cursor.number >= number and seq > cursor.pos:
-                        cursor.pos = dirty[(sid, queue)] = seq
-            for sid, k in counts.items():
-                rows = pend.get(sid)
-                if rows is not None:
-                    if len(rows) <= k:
-                        del pend[sid]
-                    else:
-                        del rows[:k]
+                    self._move_taken(sid, chunk, first)
             self._cached += len(batch)
             if self._cached > _MAX_CACHED or len(tails) * 8 > _MAX_CACHED:
                 self._shrink()
             else:
                 window = max(_MIN_WINDOW, min(_MAX_WINDOW, _MAX_CACHED // (2 * len(tails))))
-                for sid in counts:
+                for sid in touched:
                     tail = tails[sid]
                     if len(tail.recs) > window:
                         self._cached -= tail.trim(window // 2)
-        return [(sid, None) for sid in counts]
+        return [(sid, None) for sid in touched]
+
+    def _move_taken(self, sid: str, chunk: list[list], first: int) -> None:
+        """Move the dequeue cursors of ``sid`` past the seqs of the rows of ``chunk``
+        (just numbered) that they took before the store; the caller holds ``_mem``."""
+        cursors, dirty = self._cursors, self._dirty
+        for queue in {rec[1] for rec in chunk}:
+            cursor = cursors.get((sid, queue))
+            if cursor is None or cursor.number <= first:
+                continue
+            j = bisect.bisect_right(chunk, cursor.number, key=_number)
+            while j:
+                j -= 1
+                rec = chunk[j]
+                if rec[1] == queue:
+                    if rec[0] > cursor.pos:
+                        cursor.pos = dirty[(sid, queue)] = rec[0]
+                    break
 
     def _shrink(self) -> None:
         """Bound the caches: drop ended sessions first, then the oldest, then trim all."""
@@ -707,13 +769,15 @@ class Hub:
             stored = tail.after(pos, None, None)
             recs = [rec for rec in stored if not 0 < rec[7] <= number]   # not those seen unstored
             pend = self._pend.get(sid)
-            if pend:
-                recs += pend[bisect.bisect_right(pend, number, key=_number):]
+            unstored = pend[bisect.bisect_right(pend, number, key=_number):] if pend else []
         if stored:
             pos = stored[-1][0]
-        if recs:
+        if unstored:
+            number = max(number, unstored[-1][7])
+        elif recs:
             number = max(number, max(rec[7] for rec in recs))
-        return [tail.event(rec) for rec in recs], pos, number
+        # (seq 0 for the unstored ones: a store may number them in place meanwhile)
+        return [tail.event(rec) for rec in recs] + [tail.event(rec, 0) for rec in unstored], pos, number
 
     def _cursor(self, sid: str, queue: str) -> _Cursor:
         key = (sid, queue)
