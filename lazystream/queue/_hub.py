@@ -67,7 +67,10 @@ _MIN_WINDOW, _MAX_WINDOW = 128, 4_096   # events cached per session (fewer, the 
 _MAX_CACHED = 250_000           # events cached in all, at most
 _MAX_KEYS = 100_000
 _IMMUTABLE = (str, int, float, bool, type(None))
-_NONE: list[Any] = []          # (never appended to: an empty default for pops)
+_NONE: list[Any] = []
+# A cached event: a tuple when read from the store, a list when this process appended it
+# (see ``_Tail``).
+_Rec = tuple[Any, ...] | list[Any]          # (never appended to: an empty default for pops)
 # The queue part of a key that a destructive reader of several queues of a session waits
 # on (``follow``, the seed's loop): woken by what is appended to any of them. A queue name
 # never holds NUL, so it cannot collide.
@@ -93,7 +96,7 @@ class _Tail:
 
     def __init__(self, sid: str, floor: int, epoch: int) -> None:
         self.sid = sid
-        self.recs: list[tuple] = []
+        self.recs: list[_Rec] = []
         self.seqs: list[int] = []
         self.floor = floor          # every event of the session with seq > floor is here
         self.epoch = epoch          # the external epoch up to which that was checked (-1: distrusted)
@@ -104,7 +107,7 @@ class _Tail:
         self.last_by_queue: dict[str, int] = {}
         self.ended = False
 
-    def add(self, rec: tuple) -> None:
+    def add(self, rec: _Rec) -> None:
         seq = rec[0]
         if self.seqs and seq <= self.seqs[-1]:
             i = bisect.bisect_left(self.seqs, seq)
@@ -144,7 +147,7 @@ class _Tail:
         del self.recs[:extra], self.seqs[:extra]
         return extra
 
-    def after(self, after: int, queues: tuple[str, ...] | None, limit: int | None) -> list[tuple]:
+    def after(self, after: int, queues: tuple[str, ...] | None, limit: int | None) -> list[_Rec]:
         i = bisect.bisect_right(self.seqs, after)
         if queues is None:
             return self.recs[i:] if limit is None else self.recs[i:i + limit]
@@ -156,7 +159,7 @@ class _Tail:
                     break
         return out
 
-    def event(self, rec: tuple | list, seq: int | None = None) -> Event:
+    def event(self, rec: _Rec, seq: int | None = None) -> Event:
         return Event(rec[0] if seq is None else seq, self.sid, rec[1], rec[2], decode_ns(rec[3]), _value(rec), rec[5])
 
 
@@ -204,7 +207,7 @@ def _wake_futures(futures: list[Any]) -> None:
             pass
 
 
-def _number(rec: tuple) -> int:
+def _number(rec: _Rec) -> int:
     return rec[7]
 
 
@@ -213,7 +216,7 @@ def _project(kind: str, data: Any) -> Any:
     return data["text"] if kind == "trace" and type(data) is dict and "text" in data else data
 
 
-def _value(rec: tuple) -> Any:
+def _value(rec: _Rec) -> Any:
     value = rec[6]
     if value is None:
         return decode(rec[4])
@@ -274,7 +277,7 @@ class Hub:
         self._tails: dict[str, _Tail] = {}
         # sid -> this process's records appended and not stored yet, in order (seq 0):
         # destructive readers of this process take them before they are stored.
-        self._pend: dict[str, list[tuple]] = {}
+        self._pend: dict[str, list[list[Any]]] = {}
         self._cached = 0
         self._epoch = 0                       # bumped when another process stored, who knows what
         self._marking: dict[str, int] = {}    # sid being populated -> other processes' stores meanwhile
@@ -359,6 +362,8 @@ class Hub:
                 self._work.notify()
             # The bump of (sid, queue) and (sid, ANY), inline (see ``_bump``).
             gens = self._key_generation
+            released: list[Any] | None
+            woken: list[Any] | None
             if len(gens) <= _MAX_KEYS:
                 key, every = (sid, queue), (sid, ANY)
                 gens[key] = gens.get(key, 0) + 1
@@ -804,7 +809,7 @@ class Hub:
             pass
 
     def _unread(self, sid: str, queue: str, cursor: _Cursor, limit: int | None, *,
-                move: bool = False) -> list[tuple]:
+                move: bool = False) -> list[_Rec]:
         """Records of the queue after ``cursor``: stored ones, then those this process
         appended and has not stored yet, in order; with ``move``, move the cursor past
         them in the same step (no store's handover can come between). The caller holds
@@ -826,18 +831,19 @@ class Hub:
                     self._move(sid, queue, cursor, recs)
         return recs
 
-    def _with_pending(self, sid: str, queue: str, cursor: _Cursor, recs: list[tuple],
-                      limit: int | None) -> list[tuple]:
+    def _with_pending(self, sid: str, queue: str, cursor: _Cursor, recs: list[_Rec],
+                      limit: int | None) -> list[_Rec]:
         pend = self._pend.get(sid)
         if not pend or (limit is not None and len(recs) >= limit):
             return recs
         # (in append order: start after the cursor's number, not at the front)
-        more = [rec for rec in pend[bisect.bisect_right(pend, cursor.number, key=_number):] if rec[1] == queue]
+        more: list[_Rec] = [rec for rec in pend[bisect.bisect_right(pend, cursor.number, key=_number):]
+                            if rec[1] == queue]
         if more:
             recs = recs + (more if limit is None else more[:limit - len(recs)])
         return recs
 
-    def _move(self, sid: str, queue: str, cursor: _Cursor, recs: list[tuple]) -> None:
+    def _move(self, sid: str, queue: str, cursor: _Cursor, recs: list[_Rec]) -> None:
         """Move ``cursor`` past ``recs`` (stored ones by seq, appended ones by number);
         the caller holds ``_mem``."""
         pos = max(cursor.pos, max(rec[0] for rec in recs))
