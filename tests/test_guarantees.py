@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -255,25 +256,51 @@ def test_a_commit_in_another_process_names_its_sessions_to_this_one(fresh_home):
 
 
 def test_sqlite_batches_of_every_size_are_stored_in_order_with_contiguous_seqs(fresh_home, monkeypatch):
-    """The common batch binds its rows in one INSERT … FROM (VALUES …) of a power-of-two
-    size (padding dropped by its WHERE); past _VALUES_MAX rows it goes through json_each."""
+    """The common batch binds its rows in INSERT … FROM (VALUES …) statements of a
+    power-of-two size (padding dropped by their WHERE) of at most _VALUES_MAX rows, a
+    bigger batch several in one transaction; a lone row has its own statement."""
     from lazystream.queue import _sqlite
 
     store, bound = lq.backend().backend, []
     real = _sqlite._values_params
     monkeypatch.setattr(_sqlite, "_values_params", lambda rows, ids: bound.append(len(rows)) or real(rows, ids))
     store.store([("sizes", "q", "item", "[]", '"first"', 1.0)], {}, "test")   # the session's id is made here
-    sizes = (2, 3, 4, 5, 1000, _sqlite._VALUES_MAX, _sqlite._VALUES_MAX + 1)
+    top = _sqlite._VALUES_MAX
+    sizes = (2, 3, 4, 5, top - 1, top, top + 1, 2 * top + 2, 3 * top)
     expected = ['"first"']
     for n in sizes:
         rows = [("sizes", "q", "item", "[]", f'"{n}-{i}"', 2.0) for i in range(n)]
         seqs = store.store(rows, {}, "test")
         assert seqs == list(range(seqs[0], seqs[0] + n))
         expected += [r[4] for r in rows]
-    assert bound == list(sizes[:-1])
+    assert bound == [2, 3, 4, 5, top - 1, top, top, top, top, 2, top, top, top]
     events = store.read("sizes", None, 0, None)
     assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + len(expected)))
     assert [json.dumps(e.data) for e in events] == expected
+
+
+def test_a_sqlite_batch_of_several_statements_is_stored_whole_or_not_at_all(fresh_home, monkeypatch):
+    from lazystream.queue import _sqlite
+
+    store, calls = lq.backend().backend, []
+    store.store([("whole", "q", "item", "[]", '"first"', 1.0)], {}, "test")
+    real = _sqlite._values_params
+
+    def fail_second(rows, ids):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(rows, ids)
+
+    monkeypatch.setattr(_sqlite, "_values_params", fail_second)
+    rows = [("whole", "q", "item", "[]", f'"{i}"', 2.0) for i in range(2 * _sqlite._VALUES_MAX)]
+    with pytest.raises(StorageError, match="disk I/O error"):
+        store.store(rows, {}, "test")
+    assert calls == [_sqlite._VALUES_MAX, _sqlite._VALUES_MAX]
+    assert [e.data for e in store.read("whole", None, 0, None)] == ["first"]   # the first statement's rows too
+    monkeypatch.setattr(_sqlite, "_values_params", real)
+    seqs = store.store(rows, {}, "test")
+    assert [e.seq for e in store.read("whole", None, 0, None)][1:] == seqs
 
 
 def test_sqlite_read_many_returns_what_one_read_per_session_does(fresh_home, monkeypatch):
