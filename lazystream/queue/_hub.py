@@ -211,6 +211,18 @@ def _number(rec: _Rec) -> int:
     return rec[7]
 
 
+def _first_after(pend: list[list[Any]], number: int) -> int:
+    """The index in ``pend`` (records in append order) of the first one appended after
+    append number ``number``. Numbers grow by at least one a record, so the answer is at
+    least ``len - (newest - number)``: a reader that keeps up costs one probe, not a
+    bisection of everything pending."""
+    newest = pend[-1][7] if pend else 0
+    if newest <= number:
+        return len(pend)
+    lo = max(0, len(pend) - (newest - number))
+    return lo if pend[lo][7] > number else bisect.bisect_right(pend, number, lo + 1, key=_number)
+
+
 def _project(kind: str, data: Any) -> Any:
     """The seed projection: a trace is read as its text."""
     return data["text"] if kind == "trace" and type(data) is dict and "text" in data else data
@@ -591,7 +603,7 @@ class Hub:
         with self._mem:
             tails, epoch, pend = self._tails, self._epoch, self._pend
             for sid, recs in list(pend.items()):
-                k = bisect.bisect_right(recs, last, key=_number)
+                k = len(recs) if recs[-1][7] <= last else bisect.bisect_right(recs, last, key=_number)
                 if not k:
                     continue
                 chunk = recs[:k]
@@ -774,7 +786,7 @@ class Hub:
             stored = tail.after(pos, None, None)
             recs = [rec for rec in stored if not 0 < rec[7] <= number]   # not those seen unstored
             pend = self._pend.get(sid)
-            unstored = pend[bisect.bisect_right(pend, number, key=_number):] if pend else []
+            unstored = pend[_first_after(pend, number):] if pend else []
         if stored:
             pos = stored[-1][0]
         if unstored:
@@ -837,8 +849,7 @@ class Hub:
         if not pend or (limit is not None and len(recs) >= limit):
             return recs
         # (in append order: start after the cursor's number, not at the front)
-        more: list[_Rec] = [rec for rec in pend[bisect.bisect_right(pend, cursor.number, key=_number):]
-                            if rec[1] == queue]
+        more: list[_Rec] = [rec for rec in pend[_first_after(pend, cursor.number):] if rec[1] == queue]
         if more:
             recs = recs + (more if limit is None else more[:limit - len(recs)])
         return recs
