@@ -270,7 +270,8 @@ def encode(data: Any, *, lenient: bool = False) -> str:
     if type(data) is str:   # the per-token path
         try:
             text = _STRICT.encode(data)
-            text.encode("utf-8")
+            if not text.isascii():
+                text.encode("utf-8")   # (a lone surrogate raises here)
             return text
         except UnicodeEncodeError as e:
             if lenient:
