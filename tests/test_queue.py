@@ -80,6 +80,42 @@ def test_read_is_non_destructive_and_resumes_after_seq(backend_kind):
     assert q.dequeue() == ["t1", "t2", "t3"]   # reading did not consume
 
 
+def test_a_batch_of_several_sessions_is_cached_with_the_seqs_the_store_gave(backend_kind):
+    """One store of rows of three sessions with different histories: each row read from
+    this process's cache has the seq the store gave it (on Redis, seqs are per session:
+    this batch's are 1, 5, 3, whose first and last are as far apart as if they grew by
+    one a row), and a dequeue after the store resumes exactly after what was taken before."""
+    q = FileSystemQueue()
+    for i in range(4):
+        q.enqueue(f"a{i}", sid="mix-a")
+    for i in range(2):
+        q.enqueue(f"c{i}", sid="mix-c")
+    assert q.dequeue(sid="mix-a") == ["a0", "a1", "a2", "a3"]
+    assert q.dequeue(sid="mix-c") == ["c0", "c1"]
+    lq.flush()
+    hub = lq.backend()
+    with hub._io:   # as if a store were running: the rows below wait for it, in one batch
+        hub._storing = True
+    for sid, item in [("mix-b", "b0"), ("mix-a", "a4"), ("mix-c", "c2")]:
+        q.enqueue(item, sid=sid)
+    assert q.dequeue(sid="mix-a") == ["a4"]   # taken before it is stored
+    with hub._io:
+        hub._storing = False
+        hub._done.notify_all()
+    lq.flush()
+    for sid, item in [("mix-a", "a5"), ("mix-b", "b1"), ("mix-c", "c3")]:
+        q.enqueue(item, sid=sid)
+    store = hub.backend
+    for sid in ("mix-a", "mix-b", "mix-c"):
+        cached = [(e.seq, e.data) for e in q.read(sid=sid)]
+        assert cached == [(e.seq, e.data) for e in store.read(sid, None, 0, None)], sid
+    assert q.dequeue(sid="mix-a") == ["a5"]
+    assert q.dequeue(sid="mix-b") == ["b0", "b1"]
+    assert q.dequeue(sid="mix-c") == ["c2", "c3"]
+    lq.reset()   # a new hub: the dequeue positions come back from the store
+    assert [q.dequeue(sid=s) for s in ("mix-a", "mix-b", "mix-c")] == [[], [], []]
+
+
 def test_read_many_returns_each_sessions_stored_rows_after_its_own_seq(backend_kind):
     """The backend's batch read (what a hub reads when another process names sessions):
     encoded rows, each session after its own seq, at most ``limit`` each."""

@@ -596,8 +596,6 @@ class Hub:
         no per-row dict work; this runs under ``_mem`` for every store)."""
         first = self._stored
         last, base = first + len(batch), first + 1
-        contiguous = bool(seqs) and seqs[-1] - seqs[0] == len(seqs) - 1
-        shift = seqs[0] - base if contiguous else 0
         cursors = self._cursors
         touched: list[str] = []
         with self._mem:
@@ -611,12 +609,8 @@ class Hub:
                     del pend[sid]
                 else:
                     del recs[:k]
-                if contiguous:
-                    for rec in chunk:
-                        rec[0] = rec[7] + shift
-                else:
-                    for rec in chunk:
-                        rec[0] = seqs[rec[7] - base]
+                for rec in chunk:   # (by number: on Redis a batch's seqs are per session)
+                    rec[0] = seqs[rec[7] - base]
                 tail = tails.get(sid)
                 if tail is None:
                     tail = tails[sid] = _Tail(sid, chunk[0][0] - 1, epoch)
