@@ -116,6 +116,25 @@ def test_a_batch_of_several_sessions_is_cached_with_the_seqs_the_store_gave(back
     assert [q.dequeue(sid=s) for s in ("mix-a", "mix-b", "mix-c")] == [[], [], []]
 
 
+@pytest.mark.parametrize("backend_kind", ["sqlite", "redis"], indirect=True)   # (stores a new hub finds again)
+def test_a_reader_that_caches_no_session_persists_its_dequeue_position(backend_kind):
+    """A process that only paged a long backlog through the store (no session cached)
+    persists the moved dequeue cursor: a store of cursors alone must not fail for want
+    of a cache to size (it once divided by the number of cached sessions)."""
+    q = FileSystemQueue()
+    for i in range(300):
+        q.enqueue(i, sid="backlog")
+    lq.flush()
+    lq.reset()   # a new process, in effect: nothing cached
+    hub = lq.backend()
+    assert q.dequeue(sid="backlog", limit=250) == list(range(250))
+    assert hub._tails == {}
+    assert hub._store([], hub._take_dirty(time.monotonic(), force=True)) is True
+    assert hub._failure is None
+    lq.reset()
+    assert q.dequeue(sid="backlog") == list(range(250, 300))
+
+
 def test_read_many_returns_each_sessions_stored_rows_after_its_own_seq(backend_kind):
     """The backend's batch read (what a hub reads when another process names sessions):
     encoded rows, each session after its own seq, at most ``limit`` each."""

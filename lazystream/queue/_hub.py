@@ -619,7 +619,9 @@ class Hub:
                 if cursors:
                     self._move_taken(sid, chunk, first)
             self._cached += len(batch)
-            if self._cached > _MAX_CACHED or len(tails) * 8 > _MAX_CACHED:
+            if not touched:   # dequeue cursors only (maybe with no session cached at all)
+                pass
+            elif self._cached > _MAX_CACHED or len(tails) * 8 > _MAX_CACHED:
                 self._shrink()
             else:
                 window = max(_MIN_WINDOW, min(_MAX_WINDOW, _MAX_CACHED // (2 * len(tails))))
