@@ -67,10 +67,10 @@ _MIN_WINDOW, _MAX_WINDOW = 128, 4_096   # events cached per session (fewer, the 
 _MAX_CACHED = 250_000           # events cached in all, at most
 _MAX_KEYS = 100_000
 _IMMUTABLE = (str, int, float, bool, type(None))
-_NONE: list[Any] = []
+_NONE: list[Any] = []          # (never appended to: an empty default for pops)
 # A cached event: a tuple when read from the store, a list when this process appended it
 # (see ``_Tail``).
-_Rec = tuple[Any, ...] | list[Any]          # (never appended to: an empty default for pops)
+_Rec = tuple[Any, ...] | list[Any]
 # The queue part of a key that a destructive reader of several queues of a session waits
 # on (``follow``, the seed's loop): woken by what is appended to any of them. A queue name
 # never holds NUL, so it cannot collide.
