@@ -68,8 +68,8 @@ _MAX_CACHED = 250_000           # events cached in all, at most
 _MAX_KEYS = 100_000
 _IMMUTABLE = (str, int, float, bool, type(None))
 _NONE: list[Any] = []          # (never appended to: an empty default for pops)
-# A cached event: a tuple when read from the store, a list when this process appended it
-# (see ``_Tail``).
+# An event's record: a tuple in a session's cache, a list while this process's row waits
+# to be stored (see ``_Tail``).
 _Rec = tuple[Any, ...] | list[Any]
 # The queue part of a key that a destructive reader of several queues of a session waits
 # on (``follow``, the seed's loop): woken by what is appended to any of them. A queue name
@@ -88,8 +88,8 @@ class _Tail:
     ``value`` the item itself when it was immutable, else ``None``; ``number`` the row's
     append number when this process wrote it, else 0 — so readers decode only what they
     read, once. Rows appended here and not stored yet are such records with seq 0, as
-    lists, in ``Hub._pend``: the store that caches them sets their seq in place and moves
-    the very same lists here, so handing a batch over makes no new record.
+    lists, in ``Hub._pend``: the store that caches them sets their seq in place and
+    copies each to a tuple here, a session at a time.
     """
 
     __slots__ = ("ended", "epoch", "floor", "known", "last_by_queue", "marks", "recs", "seqs", "sid")
@@ -123,7 +123,7 @@ class _Tail:
         if rec[2] == TERMINAL:
             self.ended = True
 
-    def extend(self, recs: list[list]) -> None:
+    def extend(self, recs: list[tuple]) -> None:
         """Add this process's records of one store, in seq order (already numbered)."""
         if self.seqs and recs[0][0] <= self.seqs[-1]:   # another process stored in between
             for rec in recs:
@@ -592,8 +592,8 @@ class Hub:
 
         The batch's rows are append numbers ``first+1 … first+len(batch)``, and each
         session's share of them is the front of its ``_pend`` list: those records are
-        numbered in place and moved as they are, a session at a time (no new record,
-        no per-row dict work; this runs under ``_mem`` for every store)."""
+        numbered in place and moved a session at a time (no per-row dict work; this runs
+        under ``_mem`` for every store)."""
         first = self._stored
         last, base = first + len(batch), first + 1
         cursors = self._cursors
@@ -604,13 +604,17 @@ class Hub:
                 k = len(recs) if recs[-1][7] <= last else bisect.bisect_right(recs, last, key=_number)
                 if not k:
                     continue
-                chunk = recs[:k]
+                taken = recs[:k]
                 if k == len(recs):
                     del pend[sid]
                 else:
                     del recs[:k]
-                for rec in chunk:   # (by number: on Redis a batch's seqs are per session)
+                for rec in taken:   # (by number: on Redis a batch's seqs are per session)
                     rec[0] = seqs[rec[7] - base]
+                # Cached as tuples: a tuple of atoms drops out of the cyclic GC's sight,
+                # a list never does, and a cache of 250k lists made every full collection
+                # of a busy process 2.5x longer (p99 pauses of 150 ms at 1,000 sessions).
+                chunk = [tuple(rec) for rec in taken]
                 tail = tails.get(sid)
                 if tail is None:
                     tail = tails[sid] = _Tail(sid, chunk[0][0] - 1, epoch)
@@ -631,7 +635,7 @@ class Hub:
                         self._cached -= tail.trim(window // 2)
         return [(sid, None) for sid in touched]
 
-    def _move_taken(self, sid: str, chunk: list[list], first: int) -> None:
+    def _move_taken(self, sid: str, chunk: list[tuple], first: int) -> None:
         """Move the dequeue cursors of ``sid`` past the seqs of the rows of ``chunk``
         (just numbered) that they took before the store; the caller holds ``_mem``."""
         cursors, dirty = self._cursors, self._dirty
