@@ -135,6 +135,36 @@ def test_a_reader_that_caches_no_session_persists_its_dequeue_position(backend_k
     assert q.dequeue(sid="backlog") == list(range(250, 300))
 
 
+def test_a_reader_that_keeps_up_gets_each_item_once_across_stores(backend_kind):
+    """A dequeue reader of one queue of a session, a second queue beside it, and stores
+    between the reads at every point: items taken before their store, items stored
+    before they are taken, both in one read; each arrives once, in order, and a new hub
+    (another process, in effect) finds only what was not taken."""
+    x, y = FileSystemQueue.get_instance("keep-x"), FileSystemQueue.get_instance("keep-y")
+    sid, got = "keep-up", []
+    x.enqueue("x1", sid=sid)
+    got += x.dequeue(sid=sid)            # taken before its store
+    lq.flush()
+    y.enqueue("y1", sid=sid)
+    x.enqueue("x2", sid=sid)
+    got += x.dequeue(sid=sid)            # the cache holds nothing new of keep-x: pending only
+    lq.flush()
+    x.enqueue("x3", sid=sid)
+    lq.flush()                           # stored before it is taken
+    x.enqueue("x4", sid=sid)             # and one pending behind it
+    got += x.dequeue(sid=sid, limit=1)
+    got += x.dequeue(sid=sid)
+    x.enqueue("x5", sid=sid)
+    x.enqueue("x6", sid=sid)
+    got += x.dequeue(sid=sid, limit=1)   # the rest stays for the next read
+    lq.flush()
+    assert got == ["x1", "x2", "x3", "x4", "x5"]
+    if backend_kind != "memory":          # (the memory store lives and dies with its hub)
+        lq.reset()
+    assert x.dequeue(sid=sid) == ["x6"]
+    assert y.dequeue(sid=sid) == ["y1"]
+
+
 def test_read_many_returns_each_sessions_stored_rows_after_its_own_seq(backend_kind):
     """The backend's batch read (what a hub reads when another process names sessions):
     encoded rows, each session after its own seq, at most ``limit`` each."""

@@ -878,8 +878,33 @@ class Hub:
         if self._nothing_new(sid, queue, cursor):
             return []   # no lock, no store
         with cursor.lock:
-            recs = self._unread(sid, queue, cursor, limit, move=True)
+            recs = self._only_pending(sid, queue, cursor, limit)
+            if recs is None:
+                recs = self._unread(sid, queue, cursor, limit, move=True)
         return [_project(rec[2], _value(rec)) for rec in recs]
+
+    def _only_pending(self, sid: str, queue: str, cursor: _Cursor, limit: int | None) -> list[_Rec] | None:
+        """A reader that keeps up: when the trusted cache holds nothing of the queue past
+        the cursor, what is new is this process's pending rows only; take them and move
+        the cursor past them. ``None`` when that cannot be known here (``_unread`` then).
+        The caller holds ``cursor.lock``; the check and the take are one ``_mem`` step,
+        so no handover can move a row from pending to the cache between them."""
+        if not self._watching:
+            return None   # (the cache is not trusted until this process hears others)
+        with self._mem:
+            tail = self._tails.get(sid)
+            if tail is None or tail.epoch != self._epoch or cursor.pos < tail.floor \
+                    or tail.last_by_queue.get(queue, 0) > cursor.pos:
+                return None
+            pend = self._pend.get(sid)
+            if not pend:
+                return []
+            recs: list[_Rec] = [rec for rec in pend[_first_after(pend, cursor.number):] if rec[1] == queue]
+            if limit is not None:
+                del recs[limit:]
+            if recs:
+                cursor.number = recs[-1][7]   # (none is stored: the seq position stays)
+            return recs
 
     def peek(self, sid: str, queue: str) -> list[Any]:
         """``[the next item]`` without taking it, or ``[]``."""
