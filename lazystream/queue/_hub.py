@@ -53,6 +53,7 @@ from ._backend import (
     encode_ns,
     owner_token,
 )
+from ._timeouts import add_timeout
 
 __all__ = ["ANY", "LINGER", "LINGER_ALONE", "MAX_PENDING", "Hub"]
 
@@ -1141,7 +1142,8 @@ class Hub:
             self._async_waiting.setdefault(key, []).append(future)
         if key[1] is None and not self.synced(key[0]):
             self._kick()
-        timer = None if timeout is None else loop.call_later(timeout, _settle, future)
+        timer = None if timeout is None or add_timeout(loop, timeout, future) \
+            else loop.call_later(timeout, _settle, future)
         try:
             await future
         finally:
