@@ -28,8 +28,8 @@ from ._front import (
     work_started,
 )
 from ._hub import ANY
+from ._timeouts import add_timeout
 
 __all__ = ["ANY", "Backend", "FileSystemQueue", "LiveReader", "ProducerGone", "QueueBusy", "SessionUnknown",
-           "StorageError", "TailReader", "aread_session", "backend", "emit", "flush", "has_unread", "producer_gone",
-           "prune", "read_session", "reset", "sessions", "tail", "wake",
-           "work_started"]
+           "StorageError", "TailReader", "add_timeout", "aread_session", "backend", "emit", "flush", "has_unread",
+           "producer_gone", "prune", "read_session", "reset", "sessions", "tail", "wake", "work_started"]

@@ -3,7 +3,7 @@
 A coroutine awaiting ``aget`` (``afollow``, ``atail``, the SSE server) with a timeout is
 nearly always woken by data first. ``loop.call_later`` for each wait costs a
 ``TimerHandle`` with a copy of the context, a heap push ordered by Python comparisons and
-a cancel: ~4 µs a wait on the project's VM, a quarter of an ``aget`` reader's cost per
+a cancel: ~3 µs a wait on the project's VM, a fifth of an ``aget`` reader's cost per
 token, and more objects for the cyclic GC to promote. Here each loop keeps one list of
 ``(deadline, future)``: a wait appends to it, and a timer at the earliest deadline
 settles the futures that are due and drops those already woken.

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..events import TERMINAL, Event
-from ..queue import backend, producer_gone, read_session
+from ..queue import add_timeout, backend, producer_gone, read_session
 
 __all__ = ["Hub", "Watch"]
 
@@ -135,12 +135,14 @@ class Watch:
         future: asyncio.Future[None] = loop.create_future()
         with self._lock:
             self._waiters.append((loop, future))
-        # A timer that resolves the future, not asyncio.wait_for (a task and callbacks per wait).
-        timer = loop.call_later(timeout, _resolve_all, [future])
+        # The loop's shared timeout timer (``queue.add_timeout``), not asyncio.wait_for (a
+        # task and callbacks per wait) nor a call_later per wait.
+        timer = None if add_timeout(loop, timeout, future) else loop.call_later(timeout, _resolve_all, [future])
         try:
             await future
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
 
     @property
     def finished(self) -> bool:
