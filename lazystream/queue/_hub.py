@@ -624,17 +624,21 @@ class Hub:
                 if cursors:
                     self._move_taken(sid, chunk, first)
             self._cached += len(batch)
-            if not touched:   # dequeue cursors only (maybe with no session cached at all)
-                pass
-            elif self._cached > _MAX_CACHED or len(tails) * 8 > _MAX_CACHED:
-                self._shrink()
-            else:
-                window = max(_MIN_WINDOW, min(_MAX_WINDOW, _MAX_CACHED // (2 * len(tails))))
-                for sid in touched:
-                    tail = tails[sid]
-                    if len(tail.recs) > window:
-                        self._cached -= tail.trim(window // 2)
+            if touched:   # (else cursors only: maybe no session is cached at all)
+                self._bound(touched)
         return [(sid, None) for sid in touched]
+
+    def _bound(self, touched: list[str]) -> None:
+        """Keep the caches within their bounds after ``touched`` grew (holding ``_mem``)."""
+        tails = self._tails
+        if self._cached > _MAX_CACHED or len(tails) * 8 > _MAX_CACHED:
+            self._shrink()
+            return
+        window = max(_MIN_WINDOW, min(_MAX_WINDOW, _MAX_CACHED // (2 * len(tails))))
+        for sid in touched:
+            tail = tails[sid]
+            if len(tail.recs) > window:
+                self._cached -= tail.trim(window // 2)
 
     def _move_taken(self, sid: str, chunk: list[tuple], first: int) -> None:
         """Move the dequeue cursors of ``sid`` past the seqs of the rows of ``chunk``
