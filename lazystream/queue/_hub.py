@@ -125,8 +125,9 @@ class _Tail:
             self.ended = True
 
     def extend(self, recs: list[tuple]) -> None:
-        """Add this process's records of one store, in seq order (already numbered)."""
-        if self.seqs and recs[0][0] <= self.seqs[-1]:   # another process stored in between
+        """Add records in seq order: this process's of one store, or those another
+        process's store announced."""
+        if self.seqs and recs[0][0] <= self.seqs[-1]:   # (interleaved with cached ones: one by one)
             for rec in recs:
                 self.add(rec)
             return
@@ -1041,8 +1042,7 @@ class Hub:
                     got = [row for row in got if row[0] > tail.known]
                 if not got:
                     continue
-                for row in got:
-                    tail.add((*row, None, 0))
+                tail.extend([(*row, None, 0) for row in got])
                 self._cached += len(got)
                 tail.known = max(tail.known, got[-1][0])
                 tail.epoch = epoch
