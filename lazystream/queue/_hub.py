@@ -68,10 +68,6 @@ _MIN_WINDOW, _MAX_WINDOW = 128, 4_096   # events cached per session (fewer, the 
 _MAX_CACHED = 250_000           # events cached in all, at most
 _MAX_KEYS = 100_000
 _IMMUTABLE = (str, int, float, bool, type(None))
-_NONE: list[Any] = []          # (never appended to: an empty default for pops)
-# An event's record: a tuple in a session's cache, a list while this process's row waits
-# to be stored (see ``_Tail``).
-_Rec = tuple[Any, ...] | list[Any]
 # The queue part of a key that a destructive reader of several queues of a session waits
 # on (``follow``, the seed's loop): woken by what is appended to any of them. A queue name
 # never holds NUL, so it cannot collide.
@@ -88,16 +84,15 @@ class _Tail:
     Kept as raw records ``(seq, queue, kind, ns_json, data_json, ts, value, number)`` —
     ``value`` the item itself when it was immutable, else ``None``; ``number`` the row's
     append number when this process wrote it, else 0 — so readers decode only what they
-    read, once. Rows appended here and not stored yet are such records with seq 0, as
-    lists, in ``Hub._pend``: the store that caches them sets their seq in place and
-    copies each to a tuple here, a session at a time.
+    read, once. Rows appended here and not stored yet are the same records with seq 0, in
+    ``Hub._pend``; the store that caches them makes each a copy with its seq.
     """
 
     __slots__ = ("ended", "epoch", "floor", "known", "last_by_queue", "marks", "recs", "seqs", "sid")
 
     def __init__(self, sid: str, floor: int, epoch: int) -> None:
         self.sid = sid
-        self.recs: list[_Rec] = []
+        self.recs: list[tuple] = []
         self.seqs: list[int] = []
         self.floor = floor          # every event of the session with seq > floor is here
         self.epoch = epoch          # the external epoch up to which that was checked (-1: distrusted)
@@ -108,7 +103,7 @@ class _Tail:
         self.last_by_queue: dict[str, int] = {}
         self.ended = False
 
-    def add(self, rec: _Rec) -> None:
+    def add(self, rec: tuple) -> None:
         seq = rec[0]
         if self.seqs and seq <= self.seqs[-1]:
             i = bisect.bisect_left(self.seqs, seq)
@@ -149,7 +144,7 @@ class _Tail:
         del self.recs[:extra], self.seqs[:extra]
         return extra
 
-    def after(self, after: int, queues: tuple[str, ...] | None, limit: int | None) -> list[_Rec]:
+    def after(self, after: int, queues: tuple[str, ...] | None, limit: int | None) -> list[tuple]:
         i = bisect.bisect_right(self.seqs, after)
         if queues is None:
             return self.recs[i:] if limit is None else self.recs[i:i + limit]
@@ -161,8 +156,8 @@ class _Tail:
                     break
         return out
 
-    def event(self, rec: _Rec, seq: int | None = None) -> Event:
-        return Event(rec[0] if seq is None else seq, self.sid, rec[1], rec[2], decode_ns(rec[3]), _value(rec), rec[5])
+    def event(self, rec: tuple) -> Event:
+        return Event(rec[0], self.sid, rec[1], rec[2], decode_ns(rec[3]), _value(rec), rec[5])
 
 
 def _rec_of(event: Event) -> tuple:
@@ -209,11 +204,20 @@ def _wake_futures(futures: list[Any]) -> None:
             pass
 
 
-def _number(rec: _Rec) -> int:
+def _wake(released: list[Any], woken: list[Any]) -> None:
+    """Wake the waiters ``Hub._bump_held`` took: release blocked readers' locks, resolve
+    coroutines' futures."""
+    for lock in released:
+        lock.release()
+    if woken:
+        _wake_futures(woken)
+
+
+def _number(rec: tuple) -> int:
     return rec[7]
 
 
-def _first_after(pend: list[list[Any]], number: int) -> int:
+def _first_after(pend: list[tuple], number: int) -> int:
     """The index in ``pend`` (records in append order) of the first one appended after
     append number ``number``. Numbers grow by at least one a record, so the answer is at
     least ``len - (newest - number)``: a reader that keeps up costs one probe, not a
@@ -230,7 +234,7 @@ def _project(kind: str, data: Any) -> Any:
     return data["text"] if kind == "trace" and type(data) is dict and "text" in data else data
 
 
-def _value(rec: _Rec) -> Any:
+def _value(rec: tuple) -> Any:
     value = rec[6]
     if value is None:
         return decode(rec[4])
@@ -264,7 +268,8 @@ class Hub:
         self.linger_alone = max(linger, linger_alone)
         self.max_pending = max_pending
         self.owner = owner_token()
-        # writing
+        # writing, and waiting: an append moves its keys' generations and takes their
+        # waiters in the critical section that queues the row (one lock per row)
         self._io = threading.Lock()
         self._work = threading.Condition(self._io)
         self._done = threading.Condition(self._io)
@@ -291,7 +296,7 @@ class Hub:
         self._tails: dict[str, _Tail] = {}
         # sid -> this process's records appended and not stored yet, in order (seq 0):
         # destructive readers of this process take them before they are stored.
-        self._pend: dict[str, list[list[Any]]] = {}
+        self._pend: dict[str, list[tuple]] = {}
         self._cached = 0
         self._epoch = 0                       # bumped when another process stored, who knows what
         self._marking: dict[str, int] = {}    # sid being populated -> other processes' stores meanwhile
@@ -299,9 +304,6 @@ class Hub:
         self._dirty: dict[tuple[str, str], int] = {}
         self._last_persist = 0.0
         # waiting
-        # The writing lock: an append moves its keys' generations and pops their waiters
-        # in the same critical section as it queues the row (one lock per row, not two).
-        self._wait_lock = self._io
         self._global = 0
         self._key_generation: dict[Key, int] = {}
         self._waiting: dict[Key, list[Any]] = {}   # key -> locks of blocked readers, held until woken
@@ -360,8 +362,7 @@ class Hub:
                 pend = self._pend.get(sid)
                 if pend is None:
                     pend = self._pend[sid] = []
-                # (a list: the store that takes it to the cache numbers it in place)
-                pend.append([0, queue, row[2], row[3], row[4], row[5], value, number])
+                pend.append((0, queue, row[2], row[3], row[4], row[5], value, number))
             if direct:
                 batch = self._take_batch()
             elif self._writer is None:
@@ -374,27 +375,9 @@ class Hub:
                 self._work.notify()   # the writer re-reckons the batch's due time
             elif self._idle:
                 self._work.notify()
-            # The bump of (sid, queue) and (sid, ANY), inline (see ``_bump``).
-            gens = self._key_generation
-            released: list[Any] | None
-            woken: list[Any] | None
-            if len(gens) <= _MAX_KEYS:
-                key, every = (sid, queue), (sid, ANY)
-                gens[key] = gens.get(key, 0) + 1
-                gens[every] = gens.get(every, 0) + 1
-                released = (self._waiting.pop(key, _NONE) + self._waiting.pop(every, _NONE)) \
-                    if self._waiting else _NONE
-                woken = (self._async_waiting.pop(key, _NONE) + self._async_waiting.pop(every, _NONE)) \
-                    if self._async_waiting else _NONE
-            else:
-                released = woken = None
-        if released is None:
-            self._bump(((sid, queue), (sid, ANY)))
-        else:
-            for lock in released:
-                lock.release()
-            if woken:
-                _wake_futures(woken)
+            # (in the same critical section: one lock per row)
+            released, woken = self._bump_held(((sid, queue), (sid, ANY)))
+        _wake(released, woken)
         if direct and not self._store(batch, {}) and self._closed:
             raise StorageError(f"{self._where()}: storing failed: {self._failure}") from self._failure
 
@@ -594,8 +577,8 @@ class Hub:
 
         The batch's rows are append numbers ``first+1 … first+len(batch)``, and each
         session's share of them is the front of its ``_pend`` list: those records are
-        numbered in place and moved a session at a time (no per-row dict work; this runs
-        under ``_mem`` for every store)."""
+        copied with their seqs and moved a session at a time (no per-row dict work; this
+        runs under ``_mem`` for every store)."""
         first = self._stored
         last, base = first + len(batch), first + 1
         cursors = self._cursors
@@ -611,12 +594,8 @@ class Hub:
                     del pend[sid]
                 else:
                     del recs[:k]
-                for rec in taken:   # (by number: on Redis a batch's seqs are per session)
-                    rec[0] = seqs[rec[7] - base]
-                # Cached as tuples: a tuple of atoms drops out of the cyclic GC's sight,
-                # a list never does, and a cache of 250k lists made every full collection
-                # of a busy process 2.5x longer (p99 pauses of 150 ms at 1,000 sessions).
-                chunk = [tuple(rec) for rec in taken]
+                # (the seq by the row's number: on Redis a batch's seqs are per session)
+                chunk = [(seqs[rec[7] - base],) + rec[1:] for rec in taken]
                 tail = tails.get(sid)
                 if tail is None:
                     tail = tails[sid] = _Tail(sid, chunk[0][0] - 1, epoch)
@@ -792,15 +771,13 @@ class Hub:
             stored = tail.after(pos, None, None)
             recs = [rec for rec in stored if not 0 < rec[7] <= number]   # not those seen unstored
             pend = self._pend.get(sid)
-            unstored = pend[_first_after(pend, number):] if pend else []
+            if pend:
+                recs += pend[_first_after(pend, number):]
         if stored:
             pos = stored[-1][0]
-        if unstored:
-            number = max(number, unstored[-1][7])
-        elif recs:
+        if recs:
             number = max(number, max(rec[7] for rec in recs))
-        # (seq 0 for the unstored ones: a store may number them in place meanwhile)
-        return [tail.event(rec) for rec in recs] + [tail.event(rec, 0) for rec in unstored], pos, number
+        return [tail.event(rec) for rec in recs], pos, number
 
     def _cursor(self, sid: str, queue: str) -> _Cursor:
         key = (sid, queue)
@@ -827,7 +804,7 @@ class Hub:
             pass
 
     def _unread(self, sid: str, queue: str, cursor: _Cursor, limit: int | None, *,
-                move: bool = False) -> list[_Rec]:
+                move: bool = False) -> list[tuple]:
         """Records of the queue after ``cursor``: stored ones, then those this process
         appended and has not stored yet, in order; with ``move``, move the cursor past
         them in the same step (no store's handover can come between). The caller holds
@@ -849,18 +826,18 @@ class Hub:
                     self._move(sid, queue, cursor, recs)
         return recs
 
-    def _with_pending(self, sid: str, queue: str, cursor: _Cursor, recs: list[_Rec],
-                      limit: int | None) -> list[_Rec]:
+    def _with_pending(self, sid: str, queue: str, cursor: _Cursor, recs: list[tuple],
+                      limit: int | None) -> list[tuple]:
         pend = self._pend.get(sid)
         if not pend or (limit is not None and len(recs) >= limit):
             return recs
         # (in append order: start after the cursor's number, not at the front)
-        more: list[_Rec] = [rec for rec in pend[_first_after(pend, cursor.number):] if rec[1] == queue]
+        more = [rec for rec in pend[_first_after(pend, cursor.number):] if rec[1] == queue]
         if more:
             recs = recs + (more if limit is None else more[:limit - len(recs)])
         return recs
 
-    def _move(self, sid: str, queue: str, cursor: _Cursor, recs: list[_Rec]) -> None:
+    def _move(self, sid: str, queue: str, cursor: _Cursor, recs: list[tuple]) -> None:
         """Move ``cursor`` past ``recs`` (stored ones by seq, appended ones by number);
         the caller holds ``_mem``."""
         pos = max(cursor.pos, max(rec[0] for rec in recs))
@@ -868,11 +845,16 @@ class Hub:
         if pos != cursor.pos:
             cursor.pos = self._dirty[(sid, queue)] = pos
 
+    def _stored_nothing_past(self, sid: str, queue: str, cursor: _Cursor) -> bool:
+        """True when the session's cache is trusted and holds no stored event of the
+        queue past the cursor: all that may be new is this process's pending rows."""
+        tail = self._tails.get(sid)
+        return tail is not None and tail.epoch == self._epoch and cursor.pos >= tail.floor \
+            and tail.last_by_queue.get(queue, 0) <= cursor.pos
+
     def _nothing_new(self, sid: str, queue: str, cursor: _Cursor) -> bool:
         """The seed's polling loop's case, without a lock: nothing after the cursor."""
-        tail = self._tails.get(sid)
-        if tail is None or tail.epoch != self._epoch or cursor.pos < tail.floor \
-                or tail.last_by_queue.get(queue, 0) > cursor.pos:
+        if not self._stored_nothing_past(sid, queue, cursor):
             return False
         pend = self._pend.get(sid)
         return not pend or pend[-1][7] <= cursor.number
@@ -889,7 +871,7 @@ class Hub:
                 recs = self._unread(sid, queue, cursor, limit, move=True)
         return [_project(rec[2], _value(rec)) for rec in recs]
 
-    def _only_pending(self, sid: str, queue: str, cursor: _Cursor, limit: int | None) -> list[_Rec] | None:
+    def _only_pending(self, sid: str, queue: str, cursor: _Cursor, limit: int | None) -> list[tuple] | None:
         """A reader that keeps up: when the trusted cache holds nothing of the queue past
         the cursor, what is new is this process's pending rows only; take them and move
         the cursor past them. ``None`` when that cannot be known here (``_unread`` then).
@@ -898,14 +880,12 @@ class Hub:
         if not self._watching:
             return None   # (the cache is not trusted until this process hears others)
         with self._mem:
-            tail = self._tails.get(sid)
-            if tail is None or tail.epoch != self._epoch or cursor.pos < tail.floor \
-                    or tail.last_by_queue.get(queue, 0) > cursor.pos:
+            if not self._stored_nothing_past(sid, queue, cursor):
                 return None
             pend = self._pend.get(sid)
             if not pend:
                 return []
-            recs: list[_Rec] = [rec for rec in pend[_first_after(pend, cursor.number):] if rec[1] == queue]
+            recs = [rec for rec in pend[_first_after(pend, cursor.number):] if rec[1] == queue]
             if limit is not None:
                 del recs[limit:]
             if recs:
@@ -962,37 +942,39 @@ class Hub:
 
     def _bump(self, keys: Iterable[Key] | None) -> None:
         """Move the generation of exactly ``keys`` (``None``: all) and wake their readers."""
+        with self._io:
+            released, woken = self._bump_held(keys)
+        _wake(released, woken)
+
+    def _bump_held(self, keys: Iterable[Key] | None) -> tuple[list[Any], list[Any]]:
+        """``_bump``'s part under ``_io``: move the generations and take the keys' waiters
+        (the locks of blocked readers, the futures of coroutines) to wake once it is let
+        go, so a woken reader does not wake only to block on it."""
         woken: list[Any] = []
         released: list[Any] = []
-        with self._wait_lock:
-            if keys is None or len(self._key_generation) > _MAX_KEYS:
-                if keys is not None:
-                    self._key_generation.clear()   # bounded memory; the global bump covers it
-                self._global += 1
-                for locks in self._waiting.values():
-                    released += locks
-                self._waiting.clear()
-                for futures in self._async_waiting.values():
-                    woken += futures
-                self._async_waiting.clear()
-            else:
-                gens, waiting, async_waiting = self._key_generation, self._waiting, self._async_waiting
-                for key in keys:
-                    gens[key] = gens.get(key, 0) + 1
-                    if waiting:
-                        locks = waiting.pop(key, [])
-                        if locks:
-                            released += locks
-                    if async_waiting:
-                        futures = async_waiting.pop(key, [])
-                        if futures:
-                            woken += futures
-        # Released after the lock is let go: a woken reader does not wake only to block
-        # on it.
-        for lock in released:
-            lock.release()
-        if woken:
-            _wake_futures(woken)
+        if keys is None or len(self._key_generation) > _MAX_KEYS:
+            if keys is not None:
+                self._key_generation.clear()   # bounded memory; the global bump covers it
+            self._global += 1
+            for locks in self._waiting.values():
+                released += locks
+            self._waiting.clear()
+            for futures in self._async_waiting.values():
+                woken += futures
+            self._async_waiting.clear()
+        else:
+            gens, waiting, async_waiting = self._key_generation, self._waiting, self._async_waiting
+            for key in keys:
+                gens[key] = gens.get(key, 0) + 1
+                if waiting:
+                    locks = waiting.pop(key, [])
+                    if locks:
+                        released += locks
+                if async_waiting:
+                    futures = async_waiting.pop(key, [])
+                    if futures:
+                        woken += futures
+        return released, woken
 
     def _external(self, sids: Iterable[str] | None, announced: dict[str, Announced] | None = None) -> None:
         """Another process stored something (called on the backend's watch thread).
@@ -1023,7 +1005,7 @@ class Hub:
         # The other process did not say which queues: wake the readers of every queue of
         # those sessions, blocked or awaiting, and move the sessions' part of every token
         # (a reader about to wait then re-checks instead).
-        with self._wait_lock:
+        with self._io:
             keys = [key for key in (*self._waiting, *self._async_waiting) if key[0] in wanted]
         self.notify(keys + [(sid, _ELSEWHERE) for sid in wanted])
 
@@ -1114,7 +1096,7 @@ class Hub:
         # wake per reader, no condition variable to re-acquire.
         waiter = _allocate_lock()
         waiter.acquire()
-        with self._wait_lock:
+        with self._io:
             if self.generation(key) != token:
                 return
             self._waiting.setdefault(key, []).append(waiter)
@@ -1123,7 +1105,7 @@ class Hub:
                 self._kick()   # (registered first: an append after this sees the waiter)
             waiter.acquire(True, -1 if timeout is None else max(0.0, timeout))
         finally:
-            with self._wait_lock:
+            with self._io:
                 locks = self._waiting.get(key)
                 if locks is not None and waiter in locks:
                     locks.remove(waiter)
@@ -1140,7 +1122,7 @@ class Hub:
             return
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        with self._wait_lock:
+        with self._io:
             if self.generation(key) != token:
                 return
             self._async_waiting.setdefault(key, []).append(future)
@@ -1155,7 +1137,7 @@ class Hub:
                 timer.cancel()
             if not future.done():
                 future.cancel()
-            with self._wait_lock:
+            with self._io:
                 futures = self._async_waiting.get(key)
                 if futures and future in futures:
                     futures.remove(future)
