@@ -90,7 +90,9 @@ def add_timeout(loop: Any, timeout: float, future: Any) -> bool:
     else:
         try:
             known = _by_loop.get(loop)
-            deadlines = _by_loop[loop] = _Deadlines(loop) if known is None else known
+            if known is None:
+                known = _by_loop[loop] = _Deadlines(loop)
+            deadlines = known
             _last = (weakref.ref(loop), deadlines)
         except TypeError:
             return False
