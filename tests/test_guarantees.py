@@ -117,6 +117,15 @@ def test_a_too_deep_value_written_by_another_writer_reads_back_safely(fresh_home
     assert first.data["error"] == "undecodable" and second.data == "next"
 
 
+def test_json_another_writer_stored_with_spaces_reads_back_as_json_reads_it(fresh_home):
+    """Our own encoding is compact; another writer's JSON may have whitespace around it
+    or inside. It reads back as ``json.loads`` reads it."""
+    hub = lq.backend()
+    texts = [' ["a", 1] ', '{"k": [1, 2.5]}\n', '\t"x"', "null ", "[1 , 2]"]
+    hub.backend.store([("spaced-writer", "lazy_stream", "item", "[]", text, 1.0) for text in texts], {}, hub.owner)
+    assert [e.data for e in read_session("spaced-writer")] == [json.loads(text) for text in texts]
+
+
 @pytest.mark.parametrize("variable, value", [
     ("LAZYSTREAM_RETENTION", "nan"), ("LAZYSTREAM_IDLE_RETENTION", "nan"), ("LAZYSTREAM_RETENTION", "inf"),
     ("LAZYSTREAM_SWITCH_INTERVAL", "-1"), ("LAZYSTREAM_SWITCH_INTERVAL", "nan"), ("LAZYSTREAM_START_GRACE", "-2"),

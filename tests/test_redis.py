@@ -261,6 +261,48 @@ def test_a_store_elsewhere_naming_many_followed_sessions_costs_readers_here_no_r
     assert calls == {"read": [], "read_many": [] if carried else [sorted(sids)]}
 
 
+def test_events_whose_queue_or_kind_holds_a_separator_are_read_not_carried(on_redis, redis_server):
+    """A store's message joins an event's fields with US (and sessions with NUL). A queue
+    name or kind holding one is legal: its session's events are left out of the message
+    and read with read_many; the others are still carried. Either way the events arrive
+    exactly."""
+    from lazystream.queue._redis import RedisBackend
+    odd = {"us-queue": ("a\x1fqueue", "text"), "us-kind": ("lazy_stream", "odd\x1fkind"),
+           "nul-kind": ("lazy_stream", "odd\0kind"), "plain": ("lazy_stream", "text")}
+    hub = lq.backend()
+    for sid, (queue, _) in odd.items():
+        assert FileSystemQueue(queue).dequeue(sid=sid) == []   # cached; the hub now hears others
+    read_many: list[list[str]] = []
+    real = hub.backend.read_many
+
+    def spy(afters, limit):
+        read_many.append(sorted(afters))
+        return real(afters, limit)
+
+    hub.backend.read_many = spy
+    other = RedisBackend(redis_server.url, prefix=on_redis)
+    try:
+        rows = [(sid, queue, kind, "[]", json.dumps(f"to {sid}"), 1.5) for sid, (queue, kind) in odd.items()]
+        assert other.store(rows, {}, "elsewhere:1:1") == [1] * len(odd)
+        for sid, (queue, kind) in odd.items():
+            events = read_session(sid, timeout=30)
+            assert [(e.seq, e.queue, e.kind, e.data, e.ts) for e in events] == [(1, queue, kind, f"to {sid}", 1.5)]
+    finally:
+        other.close()
+    assert read_many == [["nul-kind", "us-kind", "us-queue"]]
+
+
+def test_a_message_of_another_format_is_read_not_trusted(on_redis, redis_server):
+    """A message whose events do not split into five fields each (e.g. from a writer of
+    another version) names its session to read; what it carried is not cached."""
+    backend = lq.backend().backend
+    named: dict = {}
+    backend._heard("\0".join(["elsewhere:1:1", "s1", "4", "1", '["lazy_stream", "text", "[]", "\\"x\\"", "1.0"]',
+                              "s2", "7", "1", "\x1f".join(["lazy_stream", "text", "[]", '"y"', "2.0"])]), named)
+    assert named["s1"] is None
+    assert named["s2"].prev == 6 and named["s2"].rows() == [(7, "lazy_stream", "text", "[]", '"y"', 2.0)]
+
+
 @pytest.mark.parametrize("carried", [True, False])
 def test_a_store_elsewhere_heard_after_a_later_store_here_is_still_cached(on_redis, redis_server, monkeypatch,
                                                                          carried):

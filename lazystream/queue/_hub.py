@@ -39,6 +39,7 @@ import weakref
 from _thread import allocate_lock as _allocate_lock
 from asyncio.events import _get_running_loop as _running_loop
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 from ..events import TERMINAL, Event
@@ -146,7 +147,8 @@ class _Tail:
 
     def after(self, after: int, queues: tuple[str, ...] | None, limit: int | None) -> list[tuple]:
         i = bisect.bisect_right(self.seqs, after)
-        if queues is None:
+        if queues is None or len(queues) == 1 and len(self.last_by_queue) == 1 and queues[0] in self.last_by_queue:
+            # (every cached event is of that one queue: no filter)
             return self.recs[i:] if limit is None else self.recs[i:i + limit]
         out = []
         for rec in self.recs[i:]:
@@ -215,6 +217,9 @@ def _wake(released: list[Any], woken: list[Any]) -> None:
 
 def _number(rec: tuple) -> int:
     return rec[7]
+
+
+_seq_of = itemgetter(0)
 
 
 def _first_after(pend: list[tuple], number: int) -> int:
@@ -840,21 +845,18 @@ class Hub:
     def _move(self, sid: str, queue: str, cursor: _Cursor, recs: list[tuple]) -> None:
         """Move ``cursor`` past ``recs`` (stored ones by seq, appended ones by number);
         the caller holds ``_mem``."""
-        pos = max(cursor.pos, max(rec[0] for rec in recs))
+        pos = max(cursor.pos, max(map(_seq_of, recs)))
         cursor.number = max(cursor.number, recs[-1][7])
         if pos != cursor.pos:
             cursor.pos = self._dirty[(sid, queue)] = pos
 
-    def _stored_nothing_past(self, sid: str, queue: str, cursor: _Cursor) -> bool:
-        """True when the session's cache is trusted and holds no stored event of the
-        queue past the cursor: all that may be new is this process's pending rows."""
-        tail = self._tails.get(sid)
-        return tail is not None and tail.epoch == self._epoch and cursor.pos >= tail.floor \
-            and tail.last_by_queue.get(queue, 0) <= cursor.pos
-
     def _nothing_new(self, sid: str, queue: str, cursor: _Cursor) -> bool:
-        """The seed's polling loop's case, without a lock: nothing after the cursor."""
-        if not self._stored_nothing_past(sid, queue, cursor):
+        """The seed's polling loop's case, without a lock: the session's cache is trusted
+        and holds no stored event of the queue past the cursor, and no pending row of
+        this process is past it either."""
+        tail = self._tails.get(sid)
+        if tail is None or tail.epoch != self._epoch or cursor.pos < tail.floor \
+                or tail.last_by_queue.get(queue, 0) > cursor.pos:
             return False
         pend = self._pend.get(sid)
         return not pend or pend[-1][7] <= cursor.number
@@ -866,30 +868,28 @@ class Hub:
         if self._nothing_new(sid, queue, cursor):
             return []   # no lock, no store
         with cursor.lock:
-            recs = self._only_pending(sid, queue, cursor, limit)
+            recs = self._from_trusted(sid, queue, cursor, limit)
             if recs is None:
                 recs = self._unread(sid, queue, cursor, limit, move=True)
         return [_project(rec[2], _value(rec)) for rec in recs]
 
-    def _only_pending(self, sid: str, queue: str, cursor: _Cursor, limit: int | None) -> list[tuple] | None:
-        """A reader that keeps up: when the trusted cache holds nothing of the queue past
-        the cursor, what is new is this process's pending rows only; take them and move
-        the cursor past them. ``None`` when that cannot be known here (``_unread`` then).
-        The caller holds ``cursor.lock``; the check and the take are one ``_mem`` step,
-        so no handover can move a row from pending to the cache between them."""
+    def _from_trusted(self, sid: str, queue: str, cursor: _Cursor, limit: int | None) -> list[tuple] | None:
+        """A reader that keeps up: when the session's cache is trusted and reaches back
+        to the cursor, take what is new from it and from this process's pending rows, and
+        move the cursor past them, in one ``_mem`` step (no handover can move a row from
+        pending to the cache between the two). ``None`` when the cache cannot answer
+        (``_unread`` then). The caller holds ``cursor.lock``."""
         if not self._watching:
             return None   # (the cache is not trusted until this process hears others)
         with self._mem:
-            if not self._stored_nothing_past(sid, queue, cursor):
+            tail = self._tails.get(sid)
+            if tail is None or tail.epoch != self._epoch or cursor.pos < tail.floor:
                 return None
-            pend = self._pend.get(sid)
-            if not pend:
-                return []
-            recs = [rec for rec in pend[_first_after(pend, cursor.number):] if rec[1] == queue]
-            if limit is not None:
-                del recs[limit:]
+            recs = tail.after(cursor.pos, (queue,), limit) if tail.last_by_queue.get(queue, 0) > cursor.pos \
+                else []
+            recs = self._with_pending(sid, queue, cursor, recs, limit)
             if recs:
-                cursor.number = recs[-1][7]   # (none is stored: the seq position stays)
+                self._move(sid, queue, cursor, recs)
             return recs
 
     def peek(self, sid: str, queue: str) -> list[Any]:
@@ -1004,10 +1004,13 @@ class Hub:
             self._refresh({sid: tail for sid, tail in tails.items() if sid not in carried})
         # The other process did not say which queues: wake the readers of every queue of
         # those sessions, blocked or awaiting, and move the sessions' part of every token
-        # (a reader about to wait then re-checks instead).
+        # (a reader about to wait then re-checks instead). That part is in every token of
+        # the session, so unlike ``notify`` no key needs its session's keys moved too.
         with self._io:
             keys = [key for key in (*self._waiting, *self._async_waiting) if key[0] in wanted]
-        self.notify(keys + [(sid, _ELSEWHERE) for sid in wanted])
+            keys += [(sid, _ELSEWHERE) for sid in wanted]
+            released, woken = self._bump_held(keys)
+        _wake(released, woken)
 
     def _apply(self, tails: dict[str, _Tail], carried: dict[str, Announced]) -> None:
         """Add announced events to the caches: each then holds every event up to the last
@@ -1116,11 +1119,10 @@ class Hub:
         """``wait`` for coroutines: suspend (never block the loop) until ``generation(key)``
         moves past ``token`` or ``timeout`` passes. The writer thread resolves the
         awaited future through the loop's ``call_soon_threadsafe``, once per loop per store."""
-        import asyncio  # loaded by the caller already; a local import keeps ``import lazystream`` light
         if not self._watching:
             self.wait(token, 0, key)   # start listening to other processes; the caller re-checks
             return
-        loop = asyncio.get_running_loop()
+        loop: Any = _running_loop()   # (asyncio's own lookup, without importing asyncio here)
         future = loop.create_future()
         with self._io:
             if self.generation(key) != token:
