@@ -455,3 +455,31 @@ def test_a_store_elsewhere_that_names_a_session_wakes_its_readers_of_every_queue
             await asyncio.wait_for(waiting, 10)         # woken, not timed out
 
         asyncio.run(awaiting())
+
+
+def test_a_burst_after_a_slow_store_is_batched_not_stored_a_row_at_a_time(fresh_home, monkeypatch):
+    """While another process may read, a lone row after a quiet spell is stored at once.
+    A row right after a store is no such row, even when that store took longer than the
+    linger: a burst is stored in batches, not as a lone row before every batch (one more
+    round trip and one more message to readers elsewhere each)."""
+    hub = lq.backend()
+    monkeypatch.setattr(hub.backend, "shared", lambda: True)   # as when a reader elsewhere follows
+    q = FileSystemQueue("burst")
+    q.enqueue("first", sid="burst")
+    hub.sync("burst")   # (the hub now knows another process may read)
+    sizes: list[int] = []
+    real = hub.backend.store
+
+    def slow(rows, cursors, owner):
+        if rows:
+            sizes.append(len(rows))
+            time.sleep(0.01)   # a store slower than the linger (a busy store, a far one)
+        return real(rows, cursors, owner)
+
+    monkeypatch.setattr(hub.backend, "store", slow)
+    for i in range(2000):
+        q.enqueue(f"tok{i}", sid="burst")
+    hub.sync("burst")
+    assert sum(sizes) == 2000
+    assert sizes.count(1) <= 1, sizes   # at most the burst's first row went alone
+    assert [e.data for e in read_session("burst")] == ["first"] + [f"tok{i}" for i in range(2000)]

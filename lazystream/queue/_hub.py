@@ -565,6 +565,10 @@ class Hub:
             self._stored += len(batch)
             self._failure = None
             self._storing = False
+            # From its end: a row right after a store is not "after a quiet spell", even
+            # when the store took longer than a linger (else a producer writing a burst
+            # stores every batch's first row alone, one more round trip each).
+            self._last_store = time.monotonic()
             self._done.notify_all()
         if keys:
             self._bump(keys)
