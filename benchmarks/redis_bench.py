@@ -216,14 +216,14 @@ first, count, rate, seconds, tag = int(sys.argv[1]), int(sys.argv[2]), float(sys
 q = lazystream.FileSystemQueue.get_instance("bench_many")
 sids = [f"{tag}-{i}" for i in range(first, first + count)]
 input()
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 for k in range(int(rate * seconds)):
     while (d := start + k / rate - time.perf_counter()) > 0:
         time.sleep(d)   # pacing: one token per session per tick
     for sid in sids:
         q.enqueue([k, time.time()], sid=sid)
 lazystream.queue.backend().sync()
-print("done", flush=True)
+print("done", time.process_time() - cpu, flush=True)
 """
 
 _MANY_READER = """
@@ -264,6 +264,7 @@ async def aread(i):
 
 for i in range(first, first + count):
     q.size(sid=f"{tag}-{i}")     # follow every session (claim its queue) before saying ready
+cpu = time.process_time()   # (from here: the reading, not the start-up)
 if mode == "threads":
     threads = [threading.Thread(target=read, args=(i,), daemon=True) for i in range(first, first + count)]
     for t in threads:
@@ -278,7 +279,7 @@ else:
         print("ready", flush=True)
         await asyncio.gather(*tasks)
     asyncio.run(main())
-print(json.dumps(results), flush=True)
+print(json.dumps({"results": results, "cpu": time.process_time() - cpu}), flush=True)
 """
 
 
@@ -289,7 +290,7 @@ port, first, count, rate, seconds, tag = (int(sys.argv[1]), int(sys.argv[2]), in
 r = redis.Redis(port=port)
 keys = [f"{tag}:{i}" for i in range(first, first + count)]
 input()
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 for k in range(int(rate * seconds)):
     while (d := start + k / rate - time.perf_counter()) > 0:
         time.sleep(d)
@@ -297,7 +298,7 @@ for k in range(int(rate * seconds)):
     for key in keys:
         pipe.xadd(key, {"d": json.dumps([k, time.time()])})
     pipe.execute()
-print("done", flush=True)
+print("done", time.process_time() - cpu, flush=True)
 """
 
 _MANY_BARE_READER = """
@@ -309,6 +310,7 @@ got = {key: [] for key in last}
 lat = []
 r.ping()
 print("ready", flush=True)
+cpu = time.process_time()
 deadline = None
 while sum(map(len, got.values())) < count * per:
     for key, entries in r.xread(last, count=10_000, block=1000) or []:
@@ -323,7 +325,7 @@ while sum(map(len, got.values())) < count * per:
         deadline = time.monotonic() + float(sys.argv[6])
     if deadline is not None and time.monotonic() > deadline:
         break
-print(json.dumps({"got": list(got.values()), "lat": lat}), flush=True)
+print(json.dumps({"got": list(got.values()), "lat": lat, "cpu": time.process_time() - cpu}), flush=True)
 """
 
 
@@ -332,27 +334,14 @@ def many_sessions_bare(port: int, sessions: int, seconds: float, rate: float = 5
     per session per tick; each reader multiplexes its sessions in one ``XREAD BLOCK``."""
     tag, per, half = f"manybare{time.monotonic_ns()}", int(rate * seconds), sessions // 2
     spans = [(0, half), (half, sessions - half)]
-    readers = [subprocess.Popen([sys.executable, "-c", _MANY_BARE_READER, str(port), str(a), str(c), str(per), tag,
-                                 str(seconds + 10)], text=True, stdout=subprocess.PIPE) for a, c in spans]
-    for r in readers:
-        assert r.stdout.readline().strip() == "ready"
-    producers = [subprocess.Popen([sys.executable, "-c", _MANY_BARE_PRODUCER, str(port), str(a), str(c), str(rate),
-                                   str(seconds), tag], text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-                 for a, c in spans]
-    for p in producers:
-        p.stdin.write("\n")
-        p.stdin.flush()
-    for p in producers:
-        p.communicate(timeout=seconds + 120)
-    got: list[list[int]] = []
-    lats: list[float] = []
-    for r in readers:
-        out, _ = r.communicate(timeout=seconds + 120)
-        result = json.loads(out)
-        got += result["got"]
-        lats += result["lat"]
+    outs, producer_cpu = _run_many(
+        [[_MANY_BARE_READER, str(port), str(a), str(c), str(per), tag, str(seconds + 10)] for a, c in spans],
+        [[_MANY_BARE_PRODUCER, str(port), str(a), str(c), str(rate), str(seconds), tag] for a, c in spans],
+        {}, seconds)
     redis.Redis(port=port).flushdb()
-    return _many_result(sessions, per, dict(enumerate(got)), lats)
+    got = [ks for out in outs for ks in out["got"]]
+    return _many_result(sessions, per, dict(enumerate(got)), [x for out in outs for x in out["lat"]],
+                        sum(out["cpu"] for out in outs), producer_cpu)
 
 
 def many_sessions(env: dict[str, str], sessions: int, seconds: float, rate: float = 50.0,
@@ -362,37 +351,43 @@ def many_sessions(env: dict[str, str], sessions: int, seconds: float, rate: floa
     reads its clients' sessions)."""
     tag, per, half = f"many{time.monotonic_ns()}", int(rate * seconds), sessions // 2
     spans = [(0, half), (half, sessions - half)]
-    readers = [subprocess.Popen([sys.executable, "-c", _MANY_READER, str(a), str(c), str(per), tag,
-                                 str(seconds + 10), readers_as], env=dict(os.environ, **env), text=True,
-                                stdout=subprocess.PIPE) for a, c in spans]
-    for r in readers:
+    outs, producer_cpu = _run_many(
+        [[_MANY_READER, str(a), str(c), str(per), tag, str(seconds + 10), readers_as] for a, c in spans],
+        [[_MANY_PRODUCER, str(a), str(c), str(rate), str(seconds), tag] for a, c in spans], env, seconds)
+    got = {int(i): ks for out in outs for i, (ks, _) in out["results"].items()}
+    lats = [x for out in outs for _, lat in out["results"].values() for x in lat]
+    return _many_result(sessions, per, got, lats, sum(out["cpu"] for out in outs), producer_cpu)
+
+
+def _run_many(readers: list[list[str]], producers: list[list[str]], env: dict[str, str],
+              seconds: float) -> tuple[list[dict], float]:
+    """Start the reader processes (each says when it is ready), then the producers at once;
+    return each reader's JSON result and the producers' CPU seconds while producing."""
+    full = dict(os.environ, **env)
+    reading = [subprocess.Popen([sys.executable, "-c", *args], env=full, text=True, stdout=subprocess.PIPE)
+               for args in readers]
+    for r in reading:
         assert r.stdout.readline().strip() == "ready"
-    producers = [subprocess.Popen([sys.executable, "-c", _MANY_PRODUCER, str(a), str(c), str(rate), str(seconds),
-                                   tag], env=dict(os.environ, **env), text=True, stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE) for a, c in spans]
-    for p in producers:
+    producing = [subprocess.Popen([sys.executable, "-c", *args], env=full, text=True, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE) for args in producers]
+    for p in producing:
         p.stdin.write("\n")
         p.stdin.flush()
-    for p in producers:
-        p.communicate(timeout=seconds + 120)
-    got: dict[int, list] = {}
-    lats: list[float] = []
-    for r in readers:
-        out, _ = r.communicate(timeout=seconds + 120)
-        for i, (ks, lat) in json.loads(out).items():
-            got[int(i)] = ks
-            lats += lat
-    return _many_result(sessions, per, got, lats)
+    producer_cpu = sum(float(p.communicate(timeout=seconds + 120)[0].split()[1]) for p in producing)
+    return [json.loads(r.communicate(timeout=seconds + 120)[0]) for r in reading], producer_cpu
 
 
-def _many_result(sessions: int, per: int, got: dict[int, list], lats: list[float]) -> dict:
+def _many_result(sessions: int, per: int, got: dict[int, list], lats: list[float], reader_cpu: float,
+                 producer_cpu: float) -> dict:
     lost = sum(per - len(set(ks)) for ks in got.values()) + per * (sessions - len(got))
     dup = sum(len(ks) - len(set(ks)) for ks in got.values())
     reordered = sum(ks != sorted(ks) for ks in got.values())
     late = sum(1 for x in lats if x > 0.1)
-    return {"sent": sessions * per, "delivered": sum(len(set(ks)) for ks in got.values()), "lost": lost,
+    delivered = sum(len(set(ks)) for ks in got.values())
+    return {"sent": sessions * per, "delivered": delivered, "lost": lost,
             "dup": dup, "reordered": reordered, "p50": pct(lats, 50), "p99": pct(lats, 99),
-            "within_100ms": 1 - late / max(1, len(lats))}
+            "within_100ms": 1 - late / max(1, len(lats)),
+            "reader_us": reader_cpu / max(1, delivered) * 1e6, "producer_us": producer_cpu / (sessions * per) * 1e6}
 
 
 # --- (d) idle, (e) memory --------------------------------------------------------------------------
@@ -467,7 +462,8 @@ def main() -> None:
                          f"{m['within_100ms'] * 100:.1f} % within 100 ms",
                          f"sent {m['sent']:,}, delivered {m['delivered']:,}, lost {m['lost']}, duplicated "
                          f"{m['dup']}, reordered {m['reordered']}, p50 {m['p50'] * 1e3:.1f} ms, "
-                         f"p99 {m['p99'] * 1e3:.1f} ms (target >=95 %, 0 lost, p99 <=100 ms)"))
+                         f"p99 {m['p99'] * 1e3:.1f} ms (target >=95 %, 0 lost, p99 <=100 ms); CPU per token: "
+                         f"readers {m['reader_us']:.0f} us, producers {m['producer_us']:.0f} us"))
 
         many_row("bare redis-py (the floor)", many_sessions_bare(port, MANY, MANY_SECONDS))
         for kind, env in (("SQLite", use("sqlite", url)), ("Redis", use("redis", url))):
