@@ -335,7 +335,7 @@ def many_sessions_bare(port: int, sessions: int, seconds: float, rate: float = 5
     tag, per, half = f"manybare{time.monotonic_ns()}", int(rate * seconds), sessions // 2
     spans = [(0, half), (half, sessions - half)]
     outs, producer_cpu = _run_many(
-        [[_MANY_BARE_READER, str(port), str(a), str(c), str(per), tag, str(seconds + 10)] for a, c in spans],
+        [[_MANY_BARE_READER, str(port), str(a), str(c), str(per), tag, str(seconds + 60)] for a, c in spans],
         [[_MANY_BARE_PRODUCER, str(port), str(a), str(c), str(rate), str(seconds), tag] for a, c in spans],
         {}, seconds)
     redis.Redis(port=port).flushdb()
@@ -352,7 +352,7 @@ def many_sessions(env: dict[str, str], sessions: int, seconds: float, rate: floa
     tag, per, half = f"many{time.monotonic_ns()}", int(rate * seconds), sessions // 2
     spans = [(0, half), (half, sessions - half)]
     outs, producer_cpu = _run_many(
-        [[_MANY_READER, str(a), str(c), str(per), tag, str(seconds + 10), readers_as] for a, c in spans],
+        [[_MANY_READER, str(a), str(c), str(per), tag, str(seconds + 60), readers_as] for a, c in spans],
         [[_MANY_PRODUCER, str(a), str(c), str(rate), str(seconds), tag] for a, c in spans], env, seconds)
     got = {int(i): ks for out in outs for i, (ks, _) in out["results"].items()}
     lats = [x for out in outs for _, lat in out["results"].values() for x in lat]

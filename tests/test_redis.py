@@ -303,6 +303,40 @@ def test_a_message_of_another_format_is_read_not_trusted(on_redis, redis_server)
     assert named["s2"].prev == 6 and named["s2"].rows() == [(7, "lazy_stream", "text", "[]", '"y"', 2.0)]
 
 
+def test_a_message_that_cannot_be_parsed_wakes_every_reader_and_the_watch_goes_on(on_redis, redis_server):
+    """A message on the channel this version cannot parse (a writer of another version,
+    a stray PUBLISH) does not end the watch: every cache is distrusted and every reader
+    woken (it may have named anything), and later stores are heard as before."""
+    import redis as redis_py
+    from lazystream.queue._redis import RedisBackend
+    hub = lq.backend()
+    woken = threading.Event()
+    real = hub._external
+
+    def spy(sids, announced=None):
+        real(sids, announced)
+        if sids is None:
+            woken.set()
+
+    hub._external = spy   # before the hub starts listening: the watch thread calls this one
+    q = FileSystemQueue()
+    assert q.dequeue(sid="after-garbage") == []   # cached, and listening
+    woken.clear()   # (starting to listen distrusted every cache once)
+    client = redis_py.Redis.from_url(redis_server.url)
+    try:
+        assert client.publish(f"{on_redis}:stored", "not\0a\0message\0of\0ours") >= 1
+        assert woken.wait(10)
+        other = RedisBackend(redis_server.url, prefix=on_redis)
+        try:
+            row = ("after-garbage", "lazy_stream", "text", "[]", json.dumps("still heard"), 1.0)
+            assert other.store([row], {}, "elsewhere:1:1") == [1]
+        finally:
+            other.close()
+        assert q.get(timeout=10, sid="after-garbage") == ["still heard"]
+    finally:
+        client.close()
+
+
 @pytest.mark.parametrize("carried", [True, False])
 def test_a_store_elsewhere_heard_after_a_later_store_here_is_still_cached(on_redis, redis_server, monkeypatch,
                                                                          carried):

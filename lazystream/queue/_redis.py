@@ -599,16 +599,22 @@ class RedisBackend(Backend):
             # Drain what else has arrived: under load one call names the sessions of many
             # stores, and the hub brings them up to date at once.
             named: dict[str, _Announced | None] = {}
+            unreadable = False
             for _ in range(_DRAIN):
                 if message is None:
                     break
                 if message.get("type") == "message":
-                    self._heard(message["data"], named)
+                    try:
+                        self._heard(message["data"], named)
+                    except (ValueError, IndexError):   # another format: a writer of another version
+                        unreadable = True
                 try:
                     message = pubsub.get_message(timeout=0)
                 except Exception:  # noqa: BLE001 - the next blocking call reconnects
                     break
-            if named:
+            if unreadable:
+                on_change(None)   # it is not known which sessions it names: all may have changed
+            elif named:
                 on_change(named, {sid: a for sid, a in named.items() if a is not None})
         if pubsub is not None:
             pubsub.close()
