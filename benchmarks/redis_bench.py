@@ -392,10 +392,15 @@ def _many_result(sessions: int, per: int, got: dict[int, list], lats: list[float
 
 # --- (d) idle, (e) memory --------------------------------------------------------------------------
 
-def idle_cpu(seconds: float) -> float:
+def idle_cpu(seconds: float) -> tuple[float, float]:
+    """CPU seconds of this whole process: to start reading (connect, claim the queue,
+    subscribe), then blocked ``seconds`` with nothing coming."""
+    q = FileSystemQueue.get_instance("bench_idle")
     c0 = time.process_time()
-    FileSystemQueue.get_instance("bench_idle").get(timeout=seconds)
-    return time.process_time() - c0
+    q.get(timeout=0)
+    c1 = time.process_time()
+    q.get(timeout=seconds)
+    return c1 - c0, time.process_time() - c1
 
 
 def memory_per_million(port: int, n: int) -> tuple[float, float]:
@@ -471,8 +476,9 @@ def main() -> None:
                 many_row(f"{kind}, readers as {readers_as}", many_sessions(env, MANY, MANY_SECONDS, readers_as=readers_as))
 
         use("redis", url)
-        cpu = idle_cpu(2.0)
-        rows.append(("(d) idle reader on Redis, 2 s blocked", f"{cpu:.4f} CPU-s", "whole process; target <=0.01"))
+        start, cpu = idle_cpu(2.0)
+        rows.append(("(d) idle reader on Redis, 2 s blocked", f"{cpu:.4f} CPU-s",
+                     f"whole process; target <=0.01 (starting to read before: {start:.4f} CPU-s, once)"))
 
         use("redis", url)
         usage, used = memory_per_million(port, MEMORY_TOKENS)
