@@ -71,6 +71,17 @@ def _finish(proc: subprocess.Popen, timeout: float = 60) -> str:
     return out
 
 
+def _store_elsewhere(redis_server, prefix: str, rows: list) -> list[int]:
+    """Store ``rows`` as another process does (a backend of its own: one batch, one
+    message on the channel); return their seqs."""
+    from lazystream.queue._redis import RedisBackend
+    other = RedisBackend(redis_server.url, prefix=prefix)
+    try:
+        return other.store(rows, {}, "elsewhere:1:1")
+    finally:
+        other.close()
+
+
 # --- configuration -----------------------------------------------------------------------
 
 def test_unreachable_redis_at_start_names_the_url_without_the_password(monkeypatch, tmp_path):
@@ -231,7 +242,6 @@ def test_a_store_elsewhere_naming_many_followed_sessions_costs_readers_here_no_r
     events (when small enough): no read at all; else the hub reads all 20 with one
     read_many. Either way every reader then reads its cache (no read of its own)."""
     from lazystream.queue import _redis
-    from lazystream.queue._redis import RedisBackend
     if not carried:
         monkeypatch.setattr(_redis, "_SHARE", 0)
     sids = [f"one-trip-{i}" for i in range(20)]
@@ -251,13 +261,9 @@ def test_a_store_elsewhere_naming_many_followed_sessions_costs_readers_here_no_r
         return real_read_many(afters, limit)
 
     hub.backend.read, hub.backend.read_many = read, read_many
-    other = RedisBackend(redis_server.url, prefix=on_redis)   # another process, as Redis sees it
-    try:
-        rows = [(sid, "lazy_stream", "text", "[]", json.dumps(f"to {sid}"), 1.0) for sid in sids]
-        assert other.store(rows, {}, "elsewhere:1:1") == [1] * len(sids)   # one batch, one message
-        assert [q.get(timeout=30, sid=sid) for sid in sids] == [[f"to {sid}"] for sid in sids]
-    finally:
-        other.close()
+    rows = [(sid, "lazy_stream", "text", "[]", json.dumps(f"to {sid}"), 1.0) for sid in sids]
+    assert _store_elsewhere(redis_server, on_redis, rows) == [1] * len(sids)   # one batch, one message
+    assert [q.get(timeout=30, sid=sid) for sid in sids] == [[f"to {sid}"] for sid in sids]
     assert calls == {"read": [], "read_many": [] if carried else [sorted(sids)]}
 
 
@@ -266,7 +272,6 @@ def test_events_whose_queue_or_kind_holds_a_separator_are_read_not_carried(on_re
     name or kind holding one is legal: its session's events are left out of the message
     and read with read_many; the others are still carried. Either way the events arrive
     exactly."""
-    from lazystream.queue._redis import RedisBackend
     odd = {"us-queue": ("a\x1fqueue", "text"), "us-kind": ("lazy_stream", "odd\x1fkind"),
            "nul-kind": ("lazy_stream", "odd\0kind"), "plain": ("lazy_stream", "text")}
     hub = lq.backend()
@@ -280,15 +285,11 @@ def test_events_whose_queue_or_kind_holds_a_separator_are_read_not_carried(on_re
         return real(afters, limit)
 
     hub.backend.read_many = spy
-    other = RedisBackend(redis_server.url, prefix=on_redis)
-    try:
-        rows = [(sid, queue, kind, "[]", json.dumps(f"to {sid}"), 1.5) for sid, (queue, kind) in odd.items()]
-        assert other.store(rows, {}, "elsewhere:1:1") == [1] * len(odd)
-        for sid, (queue, kind) in odd.items():
-            events = read_session(sid, timeout=30)
-            assert [(e.seq, e.queue, e.kind, e.data, e.ts) for e in events] == [(1, queue, kind, f"to {sid}", 1.5)]
-    finally:
-        other.close()
+    rows = [(sid, queue, kind, "[]", json.dumps(f"to {sid}"), 1.5) for sid, (queue, kind) in odd.items()]
+    assert _store_elsewhere(redis_server, on_redis, rows) == [1] * len(odd)
+    for sid, (queue, kind) in odd.items():
+        events = read_session(sid, timeout=30)
+        assert [(e.seq, e.queue, e.kind, e.data, e.ts) for e in events] == [(1, queue, kind, f"to {sid}", 1.5)]
     assert read_many == [["nul-kind", "us-kind", "us-queue"]]
 
 
@@ -308,7 +309,6 @@ def test_a_message_that_cannot_be_parsed_wakes_every_reader_and_the_watch_goes_o
     a stray PUBLISH) does not end the watch: every cache is distrusted and every reader
     woken (it may have named anything), and later stores are heard as before."""
     import redis as redis_py
-    from lazystream.queue._redis import RedisBackend
     hub = lq.backend()
     woken = threading.Event()
     real = hub._external
@@ -326,12 +326,8 @@ def test_a_message_that_cannot_be_parsed_wakes_every_reader_and_the_watch_goes_o
     try:
         assert client.publish(f"{on_redis}:stored", "not\0a\0message\0of\0ours") >= 1
         assert woken.wait(10)
-        other = RedisBackend(redis_server.url, prefix=on_redis)
-        try:
-            row = ("after-garbage", "lazy_stream", "text", "[]", json.dumps("still heard"), 1.0)
-            assert other.store([row], {}, "elsewhere:1:1") == [1]
-        finally:
-            other.close()
+        row = ("after-garbage", "lazy_stream", "text", "[]", json.dumps("still heard"), 1.0)
+        assert _store_elsewhere(redis_server, on_redis, [row]) == [1]
         assert q.get(timeout=10, sid="after-garbage") == ["still heard"]
     finally:
         client.close()
@@ -344,7 +340,6 @@ def test_a_store_elsewhere_heard_after_a_later_store_here_is_still_cached(on_red
     then is the other's message heard. The cache must still get seq 1 (what the message
     carried, or a read from what the cache last read of the store, not from its newest)."""
     from lazystream.queue import _redis
-    from lazystream.queue._redis import RedisBackend
     if not carried:
         monkeypatch.setattr(_redis, "_SHARE", 0)
     hub = lq.backend()
@@ -360,12 +355,8 @@ def test_a_store_elsewhere_heard_after_a_later_store_here_is_still_cached(on_red
 
     hub._external = late   # before the hub starts listening: the watch thread calls this one
     assert FileSystemQueue().dequeue(sid="two-writers") == []   # cached, and listening
-    other = RedisBackend(redis_server.url, prefix=on_redis)
-    try:
-        row = ("two-writers", "lazy_stream", "text", "[]", json.dumps("from elsewhere"), 1.0)
-        assert other.store([row], {}, "elsewhere:1:1") == [1]
-    finally:
-        other.close()
+    row = ("two-writers", "lazy_stream", "text", "[]", json.dumps("from elsewhere"), 1.0)
+    assert _store_elsewhere(redis_server, on_redis, [row]) == [1]
     FileSystemQueue().enqueue("mine", sid="two-writers")
     hub.sync("two-writers")
     heard.set()
