@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/runs_bench.py
 	$(BIN)/python benchmarks/web_bench.py
 	$(BIN)/python benchmarks/redis_bench.py
+	$(BIN)/python benchmarks/reader_path_bench.py
 
 # mypy at default settings and ruff on its default rules: both must be clean
 lint: $(DEV_STAMP)
