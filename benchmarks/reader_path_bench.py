@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 
-from redis_bench import start_redis   # (this directory: also sets a LAZYSTREAM_HOME of its own)
+from redis_bench import print_table, start_redis   # (this directory: also sets a LAZYSTREAM_HOME of its own)
 
 import lazystream.queue as lq
 from lazystream import FileSystemQueue
@@ -53,6 +53,18 @@ def paced(ticks: int, each) -> threading.Thread:
                 time.sleep(d)   # pacing the ticks
             each(k)
     return threading.Thread(target=run)
+
+
+async def timed(feed, readers: list) -> float:
+    """Feed ``TICKS`` ticks from a thread while the ``readers`` (coroutines) read them;
+    return this process's CPU seconds meanwhile."""
+    feeder = paced(TICKS, feed)
+    c0 = time.process_time()
+    feeder.start()
+    await asyncio.gather(*readers)
+    cpu = time.process_time() - c0
+    feeder.join()
+    return cpu
 
 
 def ours() -> tuple[float, list[float]]:
@@ -84,16 +96,7 @@ def ours() -> tuple[float, list[float]]:
             lat.extend(now - fed[k] for k in items)
             got += len(items)
 
-    async def main() -> float:
-        feeder = paced(TICKS, feed)
-        c0 = time.process_time()
-        feeder.start()
-        await asyncio.gather(*(read(sid) for sid in sids))
-        cpu = time.process_time() - c0
-        feeder.join()
-        return cpu
-
-    cpu = asyncio.run(main())
+    cpu = asyncio.run(timed(feed, [read(sid) for sid in sids]))
     return cpu / len(lat), lat
 
 
@@ -118,13 +121,7 @@ def baseline() -> tuple[float, list[float]]:
                 k = await q.get()
                 lat.append(time.perf_counter() - fed[k])
 
-        feeder = paced(TICKS, feed)
-        c0 = time.process_time()
-        feeder.start()
-        await asyncio.gather(*(read(q) for q in queues))
-        cpu = time.process_time() - c0
-        feeder.join()
-        return cpu
+        return await timed(feed, [read(q) for q in queues])
 
     cpu = asyncio.run(main())
     return cpu / len(lat), lat
@@ -150,13 +147,9 @@ def main() -> None:
          f"{cpu / base_cpu:.2f}x the baseline's CPU; message to coroutine p50 {pct(lat, 50) * 1e3:.2f}, "
          f"p99 {pct(lat, 99) * 1e3:.2f} ms"),
     ]
-    w = max(len(r[0]) for r in rows)
-    print(f"\nreader path benchmark{' (quick)' if QUICK else ''}: {SESSIONS} sessions, one event each every "
-          f"{PERIOD:g} s, {TICKS} ticks; python {sys.version.split()[0]}, {os.cpu_count()} cores")
-    print(f"| {'measure'.ljust(w)} | CPU per token | notes |")
-    print(f"|{'-' * (w + 2)}|---|---|")
-    for name, value, note in rows:
-        print(f"| {name.ljust(w)} | {value} | {note} |")
+    print_table(f"reader path benchmark{' (quick)' if QUICK else ''}: {SESSIONS} sessions, one event each every "
+                f"{PERIOD:g} s, {TICKS} ticks; python {sys.version.split()[0]}, {os.cpu_count()} cores",
+                "CPU per token", rows)
 
 
 if __name__ == "__main__":

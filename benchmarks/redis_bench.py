@@ -494,10 +494,15 @@ def main() -> None:
         server.terminate()
         server.wait(10)
         shutil.rmtree(directory, ignore_errors=True)
+    print_table(f"redis benchmark{' (quick)' if QUICK else ''}, python {sys.version.split()[0]}, "
+                f"redis-py {redis.__version__}, {os.cpu_count()} cores", "result", rows)
+
+
+def print_table(title: str, column: str, rows: list[tuple[str, str, str]]) -> None:
+    """Print ``rows`` (measure, value, notes) as a Markdown table under ``title``."""
     w = max(len(r[0]) for r in rows)
-    print(f"\nredis benchmark{' (quick)' if QUICK else ''}, python {sys.version.split()[0]}, "
-          f"redis-py {redis.__version__}, {os.cpu_count()} cores")
-    print(f"| {'measure'.ljust(w)} | result | notes |")
+    print(f"\n{title}")
+    print(f"| {'measure'.ljust(w)} | {column} | notes |")
     print(f"|{'-' * (w + 2)}|---|---|")
     for name, value, note in rows:
         print(f"| {name.ljust(w)} | {value} | {note} |")
