@@ -651,7 +651,7 @@ class _Announced(Announced):
     __slots__ = ("last", "runs")
 
     def __init__(self, first: int, count: int, rows: str) -> None:
-        self.prev = first - 1   # (``Announced.__init__``'s one line, without the call: one per session heard)
+        super().__init__(first - 1)
         self.runs = [(first, rows)]
         self.last = first + count - 1
 
